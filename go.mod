@@ -1,0 +1,3 @@
+module github.com/courier-aws/courier
+
+go 1.24
