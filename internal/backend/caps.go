@@ -1,0 +1,48 @@
+package backend
+
+// Capabilities names what a backend does differently from AWS, so that a
+// test asks for a behaviour by name instead of testing the backend's name
+// (gocloud's drivertest does the same). Each false entry is a deviation
+// recorded in localstack/FIDELITY.md.
+type Capabilities struct {
+	// FIFOOrderAfterVisibilityExpiry: a FIFO group's messages come back in
+	// order after a visibility timeout expires.
+	FIFOOrderAfterVisibilityExpiry bool
+	// FIFODedupAfterDelete: a deduplication id re-sent within five minutes
+	// is deduplicated even after the first message was deleted.
+	FIFODedupAfterDelete bool
+	// RawDeliveryBinaryAttributes: SNS raw delivery carries Binary attributes.
+	RawDeliveryBinaryAttributes bool
+	// RejectsInvalidBody: an empty body or one with disallowed characters is refused.
+	RejectsInvalidBody bool
+	// AttributesCountInSize: attributes count toward the 1 MiB message limit.
+	AttributesCountInSize bool
+	// FIFOTopicToQueueWithoutContentDedup: a FIFO topic with content-based
+	// deduplication delivers to a FIFO queue without it.
+	FIFOTopicToQueueWithoutContentDedup bool
+	// DynamoDB: the backend serves DynamoDB.
+	DynamoDB bool
+	// CloudFormation: cdk deploy works (subscriptions and queue policies created).
+	CloudFormation bool
+}
+
+func capsFor(name string) Capabilities {
+	switch name {
+	case "aws":
+		return Capabilities{true, true, true, true, true, true, true, true}
+	case "localstack":
+		return Capabilities{
+			FIFOOrderAfterVisibilityExpiry:      true,
+			FIFODedupAfterDelete:                true,
+			RawDeliveryBinaryAttributes:         true,
+			RejectsInvalidBody:                  true,
+			AttributesCountInSize:               true,
+			FIFOTopicToQueueWithoutContentDedup: true,
+			DynamoDB:                            true,
+			CloudFormation:                      true,
+		}
+	case "moto":
+		return Capabilities{DynamoDB: true}
+	}
+	return Capabilities{}
+}

@@ -1,0 +1,178 @@
+package patterns
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// acker batches a consumer's deletes and visibility changes: up to ten per
+// request, sent when a batch is full or AckInterval after its first entry.
+// Requests run concurrently (bounded), so a slow one does not hold up the
+// handlers.
+type acker struct {
+	c        *Consumer
+	vis      time.Duration
+	mu       sync.Mutex
+	deletes  []string
+	releases []string
+	timer    *time.Timer
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	ctx      context.Context // not cancelled by Run's context: acks must land
+	cancel   context.CancelFunc
+}
+
+func newAcker(c *Consumer, vis time.Duration) *acker {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &acker{c: c, vis: vis, sem: make(chan struct{}, 4), ctx: ctx, cancel: cancel}
+}
+
+// delete schedules the deletion of a handled message.
+func (a *acker) delete(handle string) {
+	a.mu.Lock()
+	a.deletes = append(a.deletes, handle)
+	full := len(a.deletes) >= MaxBatchEntries
+	var batch []string
+	if full {
+		batch, a.deletes = a.deletes, nil
+	} else {
+		a.armLocked()
+	}
+	a.mu.Unlock()
+	if full {
+		a.send(func(ctx context.Context) { a.deleteBatch(ctx, batch) })
+	}
+}
+
+// release schedules making an unstarted message visible again at once.
+func (a *acker) release(handle string) {
+	a.mu.Lock()
+	a.releases = append(a.releases, handle)
+	full := len(a.releases) >= MaxBatchEntries
+	var batch []string
+	if full {
+		batch, a.releases = a.releases, nil
+	} else {
+		a.armLocked()
+	}
+	a.mu.Unlock()
+	if full {
+		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, 0) })
+	}
+}
+
+func (a *acker) armLocked() {
+	if a.timer == nil {
+		a.timer = time.AfterFunc(a.c.cfg.AckInterval, a.flush)
+	}
+}
+
+// flush sends whatever is pending.
+func (a *acker) flush() {
+	a.mu.Lock()
+	deletes, releases := a.deletes, a.releases
+	a.deletes, a.releases = nil, nil
+	a.timer = nil
+	a.mu.Unlock()
+	for len(deletes) > 0 {
+		n := min(len(deletes), MaxBatchEntries)
+		batch := deletes[:n]
+		deletes = deletes[n:]
+		a.send(func(ctx context.Context) { a.deleteBatch(ctx, batch) })
+	}
+	for len(releases) > 0 {
+		n := min(len(releases), MaxBatchEntries)
+		batch := releases[:n]
+		releases = releases[n:]
+		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, 0) })
+	}
+}
+
+func (a *acker) send(fn func(context.Context)) {
+	a.wg.Add(1)
+	a.sem <- struct{}{}
+	go func() {
+		defer func() { <-a.sem; a.wg.Done() }()
+		fn(a.ctx)
+	}()
+}
+
+// close flushes everything pending and waits for it.
+func (a *acker) close() {
+	a.mu.Lock()
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.mu.Unlock()
+	a.flush()
+	a.wg.Wait()
+	a.cancel()
+}
+
+func (a *acker) deleteBatch(ctx context.Context, handles []string) {
+	entries := make([]types.DeleteMessageBatchRequestEntry, len(handles))
+	for i, h := range handles {
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(entryID(i)), ReceiptHandle: aws.String(h)}
+	}
+	q := a.c.queue.URL
+	out, err := a.c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
+	if err != nil {
+		a.c.stats.deleteErrors.Add(int64(len(handles)))
+		a.c.cfg.Logger.Warn("courier: delete failed; the messages will be delivered again", "queue", q, "count", len(handles), "err", err)
+		return
+	}
+	a.c.stats.deleted.Add(int64(len(out.Successful)))
+	if len(out.Failed) > 0 {
+		a.c.stats.deleteErrors.Add(int64(len(out.Failed)))
+		f := out.Failed[0]
+		a.c.cfg.Logger.Warn("courier: delete refused; the messages will be delivered again", "queue", q,
+			"count", len(out.Failed), "code", aws.ToString(f.Code), "err", aws.ToString(f.Message))
+	}
+}
+
+func (a *acker) visibilityBatch(ctx context.Context, handles []string, secs int32) []bool {
+	ok := make([]bool, len(handles))
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(handles))
+	for i, h := range handles {
+		entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(entryID(i)), ReceiptHandle: aws.String(h), VisibilityTimeout: secs}
+	}
+	q := a.c.queue.URL
+	out, err := a.c.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(q), Entries: entries})
+	if err != nil {
+		a.c.cfg.Logger.Warn("courier: visibility change failed", "queue", q, "count", len(handles), "visibility", secs, "err", err)
+		return ok
+	}
+	for _, s := range out.Successful {
+		if i, found := entryIndex(s.Id, len(handles)); found {
+			ok[i] = true
+		}
+	}
+	for _, f := range out.Failed {
+		a.c.cfg.Logger.Warn("courier: visibility change refused", "queue", q, "visibility", secs,
+			"code", aws.ToString(f.Code), "err", aws.ToString(f.Message))
+	}
+	return ok
+}
+
+// extendNow extends visibility at once (heartbeat) and reports which worked.
+func (a *acker) extendNow(ctx context.Context, handles []string, vis time.Duration) []bool {
+	ok := make([]bool, 0, len(handles))
+	secs := int32(vis / time.Second)
+	for len(handles) > 0 {
+		n := min(len(handles), MaxBatchEntries)
+		r := a.visibilityBatch(ctx, handles[:n], secs)
+		for _, v := range r {
+			if v {
+				a.c.stats.extended.Add(1)
+			}
+		}
+		ok = append(ok, r...)
+		handles = handles[n:]
+	}
+	return ok
+}

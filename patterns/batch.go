@@ -1,0 +1,295 @@
+package patterns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// entryFailure is one entry a batch call did not accept.
+type entryFailure struct {
+	Code        string
+	SenderFault bool
+	Message     string
+}
+
+// batchSendFunc sends one batch (at most MaxBatchEntries messages). It sets
+// the ID of each accepted message and returns the failures by index; an
+// entry that is neither accepted nor failed must be reported as failed.
+type batchSendFunc func(ctx context.Context, msgs []*Message) (map[int]entryFailure, error)
+
+// FailedEntry is a message that was not sent, and why.
+type FailedEntry struct {
+	Index       int // position in the slice given to Send
+	Message     *Message
+	Code        string // AWS error code, when SQS or SNS refused the entry
+	SenderFault bool
+	Err         error
+}
+
+// SendError reports the messages of one Send call that were not sent. The
+// others were sent and have their ID set.
+type SendError struct {
+	Op       string
+	Resource string
+	Failed   []FailedEntry
+}
+
+func (e *SendError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "courier: %s %s: %d message(s) not sent", e.Op, e.Resource, len(e.Failed))
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Failed)-3)
+			break
+		}
+		fmt.Fprintf(&b, "; [%d] %v", f.Index, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the entries' errors, so errors.Is(err, ErrMessageTooLarge)
+// tells whether any entry was too large.
+func (e *SendError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// errGroupStopped marks FIFO messages not sent because an earlier message of
+// their group failed: sending them would break the group's order.
+var errGroupStopped = errors.New("not sent: an earlier message of the same group failed")
+
+// batcher splits messages into batches within the entry and byte limits,
+// sends them with bounded concurrency, retries the entries that failed for a
+// transient reason (same entry, same ids), and reports the rest. For FIFO
+// destinations the messages of one group stay in one lane, sent in order.
+type batcher struct {
+	op, resource string
+	maxMessage   int // per-message limit, bytes
+	maxBatch     int // per-request payload limit, bytes
+	concurrency  int
+	retries      int
+	backoff      time.Duration
+	fifo         bool
+	validate     func(*Message) error // destination-specific checks
+	send         batchSendFunc
+}
+
+type indexed struct {
+	i int
+	m *Message
+}
+
+func (b *batcher) sendAll(ctx context.Context, msgs []*Message) error {
+	var failed []FailedEntry
+	for i, m := range msgs {
+		err := m.validate(b.maxMessage)
+		if err == nil && b.validate != nil {
+			err = b.validate(m)
+		}
+		if err != nil {
+			failed = append(failed, FailedEntry{Index: i, Message: m, Err: err})
+		}
+	}
+	if len(failed) > 0 {
+		// Nothing is sent when any message is bad: the caller fixes the
+		// input and sends again, with no half-sent call to untangle.
+		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+	}
+
+	lanes := b.lanes(msgs)
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, lane := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := b.sendLane(ctx, lane)
+			mu.Lock()
+			failed = append(failed, f...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(failed) == 0 {
+		return nil
+	}
+	sortFailed(failed)
+	return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+}
+
+// lanes partitions msgs into at most b.concurrency lanes. FIFO: by group, so
+// one group's messages keep their order; otherwise in contiguous runs.
+func (b *batcher) lanes(msgs []*Message) [][]indexed {
+	n := b.concurrency
+	if n < 1 {
+		n = 1
+	}
+	if b.fifo {
+		lanes := make([][]indexed, n)
+		for i, m := range msgs {
+			h := fnv.New32a()
+			h.Write([]byte(m.GroupID))
+			k := int(h.Sum32() % uint32(n))
+			lanes[k] = append(lanes[k], indexed{i, m})
+		}
+		return compact(lanes)
+	}
+	// Contiguous runs of whole batches, so that batches stay full.
+	batches := (len(msgs) + MaxBatchEntries - 1) / MaxBatchEntries
+	if batches < n {
+		n = batches
+	}
+	lanes := make([][]indexed, n)
+	for i, m := range msgs {
+		k := (i / MaxBatchEntries) % n
+		lanes[k] = append(lanes[k], indexed{i, m})
+	}
+	return compact(lanes)
+}
+
+func compact(lanes [][]indexed) [][]indexed {
+	out := lanes[:0]
+	for _, l := range lanes {
+		if len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sendLane sends one lane's messages batch after batch.
+func (b *batcher) sendLane(ctx context.Context, lane []indexed) []FailedEntry {
+	var failed []FailedEntry
+	stopped := map[string]bool{} // FIFO groups with a failure
+	for len(lane) > 0 {
+		var batch []indexed
+		size := 0
+		for len(lane) > 0 && len(batch) < MaxBatchEntries {
+			it := lane[0]
+			if b.fifo && stopped[it.m.GroupID] {
+				failed = append(failed, FailedEntry{Index: it.i, Message: it.m, Err: fmt.Errorf("%w: group %q", errGroupStopped, it.m.GroupID)})
+				lane = lane[1:]
+				continue
+			}
+			s := wireSize(it.m.Body, it.m.wireAttributes())
+			if len(batch) > 0 && size+s > b.maxBatch {
+				break
+			}
+			size += s
+			batch = append(batch, it)
+			lane = lane[1:]
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		for _, f := range b.sendBatch(ctx, batch) {
+			failed = append(failed, f)
+			if b.fifo {
+				stopped[f.Message.GroupID] = true
+			}
+		}
+	}
+	return failed
+}
+
+// sendBatch sends one batch, resending the entries that failed for a
+// transient reason (same entries, same ids, same order, so FIFO order holds),
+// and returns those that were not sent in the end.
+func (b *batcher) sendBatch(ctx context.Context, batch []indexed) []FailedEntry {
+	var out []FailedEntry
+	failAll := func(err error) {
+		for _, it := range batch {
+			out = append(out, FailedEntry{Index: it.i, Message: it.m, Err: opError(b.op, b.resource, err)})
+		}
+	}
+	for attempt := 0; len(batch) > 0; attempt++ {
+		if attempt > 0 {
+			if err := sleepCtx(ctx, backoff(b.backoff, attempt-1)); err != nil {
+				failAll(err)
+				break
+			}
+		}
+		msgs := make([]*Message, len(batch))
+		for i, it := range batch {
+			msgs[i] = it.m
+		}
+		failures, err := b.send(ctx, msgs)
+		if err != nil {
+			// The SDK's retryer has already retried the request; its outcome
+			// is unknown or refused, so no entry of it is reported sent.
+			failAll(err)
+			break
+		}
+		var retry []indexed
+		for i, it := range batch {
+			f, ok := failures[i]
+			if !ok {
+				continue
+			}
+			kind := ClassifyCode(f.Code)
+			transient := kind == KindRetryable || kind == KindThrottled || (!f.SenderFault && kind == KindUnknown)
+			if transient && attempt < b.retries {
+				retry = append(retry, it)
+				continue
+			}
+			out = append(out, FailedEntry{Index: it.i, Message: it.m, Code: f.Code, SenderFault: f.SenderFault,
+				Err: entryError(b.op, b.resource, f)})
+		}
+		batch = retry
+	}
+	return out
+}
+
+func entryError(op, resource string, f entryFailure) error {
+	err := fmt.Errorf("%s: %s", f.Code, f.Message)
+	switch ClassifyCode(f.Code) {
+	case KindThrottled:
+		err = fmt.Errorf("%w: %s: %s", ErrThrottled, f.Code, f.Message)
+	case KindNotFound:
+		err = fmt.Errorf("%w: %s: %s", ErrNotFound, f.Code, f.Message)
+	}
+	return &OpError{Op: op, Resource: resource, Err: err}
+}
+
+// backoff returns the wait before retry attempt+1: exponential with full
+// jitter, capped at 5 s.
+func backoff(base time.Duration, attempt int) time.Duration {
+	if base <= 0 {
+		base = 100 * time.Millisecond
+	}
+	d := base << min(attempt, 6)
+	if d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func sortFailed(f []FailedEntry) {
+	slices.SortFunc(f, func(a, b FailedEntry) int { return a.Index - b.Index })
+}
+
+func entryID(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,586 @@
+package patterns
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Handler handles one message. Returning nil means done: the message is
+// deleted. Returning an error leaves the message on the queue: SQS delivers
+// it again after its visibility timeout, and its redrive policy moves it to
+// the dead-letter queue after maxReceiveCount receives.
+type Handler func(ctx context.Context, m *Message) error
+
+// ConsumerConfig configures a Consumer. Zero values take the defaults.
+type ConsumerConfig struct {
+	QueueURL string
+	// Workers is how many handlers run at once. Default 10.
+	Workers int
+	// MaxInFlight bounds the messages received and not yet finished
+	// (running plus waiting for a worker). Default Workers + MaxMessages.
+	MaxInFlight int
+	// MaxMessages is how many messages one ReceiveMessage asks for (1-10).
+	// Default 10.
+	MaxMessages int
+	// WaitTime is the long-poll wait (0-20s). Default 20s: an idle consumer
+	// costs three requests a minute. Shutdown waits for the poll under way,
+	// at most this long, so that no message is taken by an abandoned poll.
+	WaitTime time.Duration
+	// VisibilityTimeout, when set, is sent with each receive. Zero uses the
+	// queue's own, read once at start.
+	VisibilityTimeout time.Duration
+	// HeartbeatInterval is how often the visibility of messages still being
+	// handled is checked and extended. Default a third of the visibility timeout.
+	HeartbeatInterval time.Duration
+	// AckInterval is how long a finished message may wait for others to
+	// fill its delete batch. Default 50ms.
+	AckInterval time.Duration
+	// ShutdownTimeout is how long in-flight handlers may run after the
+	// context of Run is done before their own context is cancelled.
+	// Default 30s.
+	ShutdownTimeout time.Duration
+	// Raw turns off SNS envelope unwrapping (for queues whose bodies may
+	// legitimately look like SNS notifications).
+	Raw    bool
+	Logger *slog.Logger
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.Workers == 0 {
+		c.Workers = 10
+	}
+	if c.MaxMessages == 0 {
+		c.MaxMessages = MaxBatchEntries
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = c.Workers + c.MaxMessages
+	}
+	if c.WaitTime == 0 {
+		c.WaitTime = 20 * time.Second
+	}
+	if c.AckInterval == 0 {
+		c.AckInterval = 50 * time.Millisecond
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c ConsumerConfig) Validate() error {
+	c.setDefaults()
+	if _, err := ParseQueueURL(c.QueueURL); err != nil {
+		return err
+	}
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("%w: Workers %d < 1", ErrInvalidConfig, c.Workers)
+	case c.MaxMessages < 1 || c.MaxMessages > MaxBatchEntries:
+		return fmt.Errorf("%w: MaxMessages %d outside 1..10", ErrInvalidConfig, c.MaxMessages)
+	case c.MaxInFlight < c.Workers:
+		return fmt.Errorf("%w: MaxInFlight %d < Workers %d", ErrInvalidConfig, c.MaxInFlight, c.Workers)
+	case c.WaitTime < 0 || c.WaitTime > 20*time.Second:
+		return fmt.Errorf("%w: WaitTime %v outside 0..20s", ErrInvalidConfig, c.WaitTime)
+	case c.VisibilityTimeout < 0 || c.VisibilityTimeout > 12*time.Hour:
+		return fmt.Errorf("%w: VisibilityTimeout %v outside 0..12h", ErrInvalidConfig, c.VisibilityTimeout)
+	case c.VisibilityTimeout > 0 && c.VisibilityTimeout < time.Second:
+		return fmt.Errorf("%w: VisibilityTimeout %v: SQS counts whole seconds", ErrInvalidConfig, c.VisibilityTimeout)
+	case c.HeartbeatInterval < 0:
+		return fmt.Errorf("%w: HeartbeatInterval %v < 0", ErrInvalidConfig, c.HeartbeatInterval)
+	}
+	return nil
+}
+
+// ConsumerStats counts what a Consumer did.
+type ConsumerStats struct {
+	Receives     int64 // ReceiveMessage calls
+	Received     int64 // messages received
+	Handled      int64 // handler returned nil
+	Failed       int64 // handler returned an error or panicked, or the message was malformed
+	Deleted      int64 // deletes SQS confirmed
+	DeleteErrors int64 // deletes SQS refused (the message will come again)
+	Released     int64 // unstarted messages made visible again at shutdown
+	Extended     int64 // visibility extensions by the heartbeat
+}
+
+// Consumer receives messages from one SQS queue and runs a Handler on each,
+// with the semantics described on ConsumerConfig. On a FIFO queue the
+// messages of one group are handled one at a time, in order, and a failure
+// stops the rest of that group's messages in the batch; other groups go on
+// in parallel.
+type Consumer struct {
+	client SQSReceiveAPI
+	cfg    ConsumerConfig
+	queue  QueueRef
+	stats  struct {
+		receives, received, handled, failed, deleted, deleteErrors, released, extended atomic.Int64
+	}
+}
+
+// NewConsumer returns a Consumer; the configuration is checked here.
+func NewConsumer(client SQSReceiveAPI, cfg ConsumerConfig) (*Consumer, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	q, _ := ParseQueueURL(cfg.QueueURL)
+	return &Consumer{client: client, cfg: cfg, queue: q}, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Consumer) Stats() ConsumerStats {
+	s := &c.stats
+	return ConsumerStats{
+		Receives: s.receives.Load(), Received: s.received.Load(), Handled: s.handled.Load(), Failed: s.failed.Load(),
+		Deleted: s.deleted.Load(), DeleteErrors: s.deleteErrors.Load(), Released: s.released.Load(), Extended: s.extended.Load(),
+	}
+}
+
+// inflight is one received message on its way through the consumer.
+type inflight struct {
+	msg      *Message
+	parseErr error
+	deadline time.Time // when its visibility ends, as far as we know
+}
+
+// run is a sequence of messages handled in order by one worker: one
+// message on a standard queue, the messages of one group from one receive
+// on a FIFO queue.
+type run struct {
+	group string
+	msgs  []*inflight
+}
+
+// Run receives and handles messages until ctx is done, then shuts down
+// gracefully: it stops receiving, lets in-flight handlers finish (for up to
+// ShutdownTimeout), makes received but unstarted messages visible again,
+// flushes pending deletes, and returns nil. It returns an error early only
+// when the queue cannot be consumed (it does not exist, access is denied).
+func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil handler", ErrInvalidConfig)
+	}
+	vis, err := c.visibilityTimeout(ctx)
+	if err != nil {
+		return err
+	}
+	// Handlers and acknowledgements outlive ctx (graceful shutdown), but
+	// never Run: both contexts end before Run returns.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	stopTimer := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.cfg.ShutdownTimeout, cancelHandlers)
+		go func() { <-handlerCtx.Done(); t.Stop() }()
+	})
+	defer stopTimer()
+
+	a := newAcker(c, vis)
+	tr := newTracker(vis)
+	slots := newSlots(c.cfg.MaxInFlight)
+	work := make(chan run, c.cfg.MaxInFlight)
+	groups := newGroupGate()
+
+	var workers sync.WaitGroup
+	for range c.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			c.worker(ctx, handlerCtx, h, work, a, tr, slots, groups)
+		}()
+	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		c.heartbeat(hbCtx, tr, a, vis)
+	}()
+
+	fatal := c.receiveLoop(ctx, work, slots, tr, a, groups)
+
+	close(work)
+	workers.Wait()
+	stopHeartbeat()
+	<-hbDone
+	a.close()
+	return fatal
+}
+
+// visibilityTimeout returns the configured timeout or reads the queue's.
+// Reading it also proves the queue exists before anything else happens.
+func (c *Consumer) visibilityTimeout(ctx context.Context) (time.Duration, error) {
+	out, err := c.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(c.queue.URL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
+	})
+	if err != nil {
+		return 0, opError("GetQueueAttributes", c.queue.URL, err)
+	}
+	if c.cfg.VisibilityTimeout > 0 {
+		return c.cfg.VisibilityTimeout, nil
+	}
+	secs, err := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
+	if err != nil {
+		return 0, opError("GetQueueAttributes", c.queue.URL, fmt.Errorf("unreadable VisibilityTimeout: %w", err))
+	}
+	return time.Duration(secs) * time.Second, nil
+}
+
+func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slots, tr *tracker, a *acker, groups *groupGate) error {
+	var errBackoff int
+	for {
+		// Ask for a full batch when the in-flight bound allows one: fewer,
+		// fuller receives cost fewer requests per message.
+		n := slots.acquire(ctx, c.cfg.MaxMessages)
+		if n == 0 {
+			return nil // ctx done
+		}
+		in := &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(c.queue.URL),
+			MaxNumberOfMessages:         int32(n),
+			WaitTimeSeconds:             int32(c.cfg.WaitTime / time.Second),
+			MessageAttributeNames:       []string{"All"},
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		}
+		if c.cfg.VisibilityTimeout > 0 {
+			in.VisibilityTimeout = int32(c.cfg.VisibilityTimeout / time.Second)
+		}
+		// The poll is not cancelled with ctx: SQS would go on with an
+		// abandoned long poll and hide the message it takes until its
+		// visibility timeout. Waiting for it (at most WaitTime) and
+		// releasing what it brings loses nothing.
+		pollCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WaitTime+30*time.Second)
+		out, err := c.client.ReceiveMessage(pollCtx, in)
+		cancel()
+		c.stats.receives.Add(1)
+		if err != nil {
+			slots.release(n)
+			switch Classify(err) {
+			case KindNotFound, KindAuth, KindInvalid:
+				return opError("ReceiveMessage", c.queue.URL, err)
+			}
+			c.cfg.Logger.Warn("courier: receive failed; retrying", "queue", c.queue.URL, "err", err)
+			if sleepCtx(ctx, backoff(200*time.Millisecond, errBackoff)) != nil {
+				return nil
+			}
+			errBackoff++
+			continue
+		}
+		errBackoff = 0
+		slots.release(n - len(out.Messages))
+		c.stats.received.Add(int64(len(out.Messages)))
+		runs := c.toRuns(out.Messages, tr)
+		if ctx.Err() != nil {
+			for _, r := range runs {
+				c.release(r.msgs, a, tr, slots)
+			}
+			return nil
+		}
+		for _, r := range runs {
+			if groups.admit(r) {
+				work <- r
+			}
+		}
+	}
+}
+
+// toRuns converts received messages and groups them into runs.
+func (c *Consumer) toRuns(msgs []types.Message, tr *tracker) []run {
+	fifo := c.queue.FIFO()
+	var runs []run
+	index := map[string]int{}
+	for _, sm := range msgs {
+		f := &inflight{}
+		f.msg, f.parseErr = c.toMessage(sm)
+		tr.add(f)
+		if !fifo {
+			runs = append(runs, run{msgs: []*inflight{f}})
+			continue
+		}
+		g := f.msg.GroupID
+		if i, ok := index[g]; ok {
+			runs[i].msgs = append(runs[i].msgs, f)
+			continue
+		}
+		index[g] = len(runs)
+		runs = append(runs, run{group: g, msgs: []*inflight{f}})
+	}
+	return runs
+}
+
+// toMessage converts an SQS message; a message whose envelope or courier
+// attributes cannot be read comes back with an error and is failed, so it
+// ends in the dead-letter queue rather than being dropped or misread.
+func (c *Consumer) toMessage(sm types.Message) (*Message, error) {
+	m := &Message{
+		ID:            aws.ToString(sm.MessageId),
+		ReceiptHandle: aws.ToString(sm.ReceiptHandle),
+		Body:          []byte(aws.ToString(sm.Body)),
+		Attributes:    fromSQSAttributes(sm.MessageAttributes),
+		QueueURL:      c.queue.URL,
+	}
+	sys := sm.Attributes
+	m.ReceiveCount, _ = strconv.Atoi(sys[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+	if ms, err := strconv.ParseInt(sys[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
+		m.SentAt = time.UnixMilli(ms)
+	}
+	m.GroupID = sys[string(types.MessageSystemAttributeNameMessageGroupId)]
+	m.DeduplicationID = sys[string(types.MessageSystemAttributeNameMessageDeduplicationId)]
+	m.SequenceNumber = sys[string(types.MessageSystemAttributeNameSequenceNumber)]
+	if !c.cfg.Raw && looksLikeSNSEnvelope(m.Body) {
+		if err := unwrapSNSEnvelope(m); err != nil {
+			return m, err
+		}
+	}
+	return m, m.takeCourierAttributes()
+}
+
+func (c *Consumer) worker(runCtx, handlerCtx context.Context, h Handler, work <-chan run, a *acker, tr *tracker, slots *slots, groups *groupGate) {
+	for r := range work {
+		for {
+			c.handleRun(runCtx, handlerCtx, h, r, a, tr, slots)
+			next, ok := groups.done(r)
+			if !ok {
+				break
+			}
+			r = next
+		}
+	}
+}
+
+// handleRun handles a run's messages in order. After a failure on a FIFO
+// queue the rest of the run is left alone: SQS returns them, in order, after
+// the visibility timeout, behind the failed one.
+func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r run, a *acker, tr *tracker, slots *slots) {
+	for i, f := range r.msgs {
+		if runCtx.Err() != nil {
+			c.release(r.msgs[i:], a, tr, slots)
+			return
+		}
+		err := f.parseErr
+		if err == nil {
+			err = c.call(handlerCtx, h, f.msg)
+		}
+		tr.remove(f)
+		slots.release(1)
+		if err == nil {
+			c.stats.handled.Add(1)
+			a.delete(f.msg.ReceiptHandle)
+			continue
+		}
+		c.stats.failed.Add(1)
+		c.cfg.Logger.Warn("courier: handler failed; the message will be delivered again",
+			"queue", c.queue.URL, "message_id", f.msg.ID, "receive_count", f.msg.ReceiveCount, "err", err)
+		if r.group != "" {
+			rest := r.msgs[i+1:]
+			for _, f := range rest {
+				tr.remove(f)
+			}
+			slots.release(len(rest))
+			return
+		}
+	}
+}
+
+// call runs h, turning a panic into an error.
+func (c *Consumer) call(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("courier: handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, m)
+}
+
+// release makes unstarted messages visible again at once.
+func (c *Consumer) release(fs []*inflight, a *acker, tr *tracker, slots *slots) {
+	for _, f := range fs {
+		tr.remove(f)
+		a.release(f.msg.ReceiptHandle)
+	}
+	c.stats.released.Add(int64(len(fs)))
+	slots.release(len(fs))
+}
+
+// heartbeat extends the visibility of messages still in flight before it
+// runs out, so a slow handler's message is not delivered to someone else.
+func (c *Consumer) heartbeat(ctx context.Context, tr *tracker, a *acker, vis time.Duration) {
+	every := c.cfg.HeartbeatInterval
+	if every == 0 {
+		every = vis / 3
+	}
+	if every < 100*time.Millisecond {
+		every = 100 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// Extend what would expire before the next tick or two.
+		due := tr.due(time.Now().Add(2 * every))
+		if len(due) == 0 {
+			continue
+		}
+		handles := make([]string, len(due))
+		for i, f := range due {
+			handles[i] = f.msg.ReceiptHandle
+		}
+		ok := a.extendNow(ctx, handles, vis)
+		now := time.Now()
+		for i, f := range due {
+			if ok[i] {
+				tr.extend(f, now.Add(vis))
+			}
+		}
+	}
+}
+
+// tracker knows the messages in flight and when their visibility ends.
+type tracker struct {
+	mu  sync.Mutex
+	set map[*inflight]struct{}
+	vis time.Duration
+}
+
+func newTracker(vis time.Duration) *tracker {
+	return &tracker{set: make(map[*inflight]struct{}), vis: vis}
+}
+
+func (t *tracker) add(f *inflight) {
+	f.deadline = time.Now().Add(t.vis)
+	t.mu.Lock()
+	t.set[f] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *tracker) remove(f *inflight) {
+	t.mu.Lock()
+	delete(t.set, f)
+	t.mu.Unlock()
+}
+
+func (t *tracker) due(before time.Time) []*inflight {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*inflight
+	for f := range t.set {
+		if f.deadline.Before(before) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (t *tracker) extend(f *inflight, deadline time.Time) {
+	t.mu.Lock()
+	if _, ok := t.set[f]; ok {
+		f.deadline = deadline
+	}
+	t.mu.Unlock()
+}
+
+// slots bounds the messages in flight.
+type slots struct {
+	mu     sync.Mutex
+	free   int
+	max    int
+	notify chan struct{}
+}
+
+func newSlots(n int) *slots { return &slots{free: n, max: n, notify: make(chan struct{})} }
+
+// acquire waits until want slots are free (or all are, when want exceeds
+// the bound) and takes them; it returns 0 when ctx is done.
+func (s *slots) acquire(ctx context.Context, want int) int {
+	want = min(want, s.max)
+	for {
+		s.mu.Lock()
+		if s.free >= want {
+			s.free -= want
+			s.mu.Unlock()
+			return want
+		}
+		ch := s.notify
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-ch:
+		}
+	}
+}
+
+func (s *slots) release(n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.free += n
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// groupGate keeps one run per FIFO group in progress at a time. SQS already
+// holds back a group while its messages are in flight; the gate also covers
+// a redelivery that overlaps a slow handler.
+type groupGate struct {
+	mu      sync.Mutex
+	active  map[string]bool
+	pending map[string][]run
+}
+
+func newGroupGate() *groupGate {
+	return &groupGate{active: map[string]bool{}, pending: map[string][]run{}}
+}
+
+// admit reports whether r may start now; if not, it is queued behind its group.
+func (g *groupGate) admit(r run) bool {
+	if r.group == "" {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.active[r.group] {
+		g.pending[r.group] = append(g.pending[r.group], r)
+		return false
+	}
+	g.active[r.group] = true
+	return true
+}
+
+// done marks r finished and returns the next run of its group, if any.
+func (g *groupGate) done(r run) (run, bool) {
+	if r.group == "" {
+		return run{}, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if q := g.pending[r.group]; len(q) > 0 {
+		g.pending[r.group] = q[1:]
+		if len(q) == 1 {
+			delete(g.pending, r.group)
+		}
+		return q[0], true
+	}
+	delete(g.active, r.group)
+	return run{}, false
+}
