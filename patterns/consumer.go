@@ -326,27 +326,14 @@ func (c *Consumer) toRuns(msgs []types.Message, tr *tracker) []run {
 // attributes cannot be read comes back with an error and is failed, so it
 // ends in the dead-letter queue rather than being dropped or misread.
 func (c *Consumer) toMessage(sm types.Message) (*Message, error) {
-	m := &Message{
-		ID:            aws.ToString(sm.MessageId),
-		ReceiptHandle: aws.ToString(sm.ReceiptHandle),
-		Body:          []byte(aws.ToString(sm.Body)),
-		Attributes:    fromSQSAttributes(sm.MessageAttributes),
-		QueueURL:      c.queue.URL,
-	}
-	sys := sm.Attributes
-	m.ReceiveCount, _ = strconv.Atoi(sys[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
-	if ms, err := strconv.ParseInt(sys[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {
-		m.SentAt = time.UnixMilli(ms)
-	}
-	m.GroupID = sys[string(types.MessageSystemAttributeNameMessageGroupId)]
-	m.DeduplicationID = sys[string(types.MessageSystemAttributeNameMessageDeduplicationId)]
-	m.SequenceNumber = sys[string(types.MessageSystemAttributeNameSequenceNumber)]
-	if !c.cfg.Raw && looksLikeSNSEnvelope(m.Body) {
-		if err := unwrapSNSEnvelope(m); err != nil {
-			return m, err
-		}
-	}
-	return m, m.takeCourierAttributes()
+	return DecodeSQSMessage(SQSRecord{
+		MessageID:         aws.ToString(sm.MessageId),
+		ReceiptHandle:     aws.ToString(sm.ReceiptHandle),
+		Body:              aws.ToString(sm.Body),
+		Attributes:        sm.Attributes,
+		MessageAttributes: fromSQSAttributes(sm.MessageAttributes),
+		QueueURL:          c.queue.URL,
+	}, c.cfg.Raw)
 }
 
 func (c *Consumer) worker(runCtx, handlerCtx context.Context, h Handler, work <-chan run, a *acker, tr *tracker, slots *slots, groups *groupGate) {
