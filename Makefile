@@ -1,0 +1,67 @@
+# courier: the verbs. Two do all set-up on a fresh machine:
+#   make demo   runs every pattern end to end on the local emulator
+#   make test   runs all tests (unit, integration on LocalStack and moto, infra)
+# Both install what they need (Go modules, the emulators from PyPI, npm
+# packages for CDK) into the project directory.
+
+SHELL := /bin/bash
+COURIER_BACKEND ?= localstack
+PATTERN ?= all
+export COURIER_BACKEND
+
+.PHONY: all test unit integration fuzz infra-test demo bench lambdas synth deploy-local \
+        emulators emulators-down vet fmt tidy clean
+
+all: test
+
+## test: everything CI runs: vet, gofmt, unit + integration tests (-race) on
+## LocalStack and moto, brief fuzzing, and the infra (CDK) tests.
+test:
+	@bash scripts/test.sh
+
+## unit: tests that need nothing running.
+unit:
+	go test -race -count=1 -short ./...
+
+## fuzz: each fuzz target briefly (FUZZTIME, default 10s).
+fuzz:
+	@bash scripts/fuzz.sh
+
+## demo: every pattern end to end on the emulator (COURIER_BACKEND=localstack|moto|aws,
+## PATTERN=all|one-way|competing-consumers|...).
+demo:
+	@bash scripts/demo.sh
+
+## bench: BENCH lines (API requests per message, throughput, latency) on the emulator.
+bench:
+	@bash scripts/bench.sh
+
+## lambdas: linux/arm64 bootstrap binaries and zips in dist/lambdas for infra/.
+lambdas:
+	@bash scripts/lambdas.sh
+
+## synth: cdk synth of the infra app.
+synth: lambdas
+	@bash infra/scripts/synth.sh
+
+## deploy-local: deploy the messaging stack to LocalStack with the CDK CLI.
+deploy-local: lambdas
+	@bash infra/scripts/deploy-local.sh
+
+## emulators / emulators-down: start or stop LocalStack and moto by hand.
+emulators:
+	@bash scripts/emulator.sh start localstack && bash scripts/emulator.sh start moto
+
+emulators-down:
+	@bash scripts/emulator.sh stop all
+
+vet:
+	go vet ./...
+	cd infra && go vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	-bash scripts/emulator.sh stop all
+	rm -rf .courier dist demo-out infra/cdk.out

@@ -1,0 +1,107 @@
+package patterns
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMessageValidate(t *testing.T) {
+	many := map[string]Attribute{}
+	for i := range 10 {
+		many[string(rune('a'+i))] = StringAttr("v")
+	}
+	tests := []struct {
+		name string
+		m    *Message
+		want error
+	}{
+		{"ok", &Message{Body: []byte("hi")}, nil},
+		{"nil", nil, ErrInvalidMessage},
+		{"empty body", &Message{}, ErrInvalidMessage},
+		{"NUL in body", &Message{Body: []byte("a\x00b")}, ErrInvalidMessage},
+		{"invalid utf-8", &Message{Body: []byte{0xff, 0xfe}}, ErrInvalidMessage},
+		{"U+FFFF", &Message{Body: []byte("a\uffffb")}, ErrInvalidMessage},
+		{"tabs and newlines ok", &Message{Body: []byte("a\tb\nc\rd")}, nil},
+		{"emoji ok", &Message{Body: []byte("ok 🎉")}, nil},
+		{"exactly the limit", &Message{Body: []byte(strings.Repeat("x", 100))}, nil},
+		{"one over the limit", &Message{Body: []byte(strings.Repeat("x", 101))}, ErrMessageTooLarge},
+		{"attributes count toward size", &Message{Body: []byte(strings.Repeat("x", 90)), Attributes: map[string]Attribute{"k": StringAttr("0123456789")}}, ErrMessageTooLarge},
+		{"ten attributes ok", &Message{Body: []byte("x"), Attributes: many}, nil},
+		{"ten attributes plus courier's", &Message{Body: []byte("x"), Attributes: many, CorrelationID: "c"}, ErrTooManyAttributes},
+		{"reserved prefix", &Message{Body: []byte("x"), Attributes: map[string]Attribute{"AWS.x": StringAttr("v")}}, ErrInvalidMessage},
+		{"courier's own name", &Message{Body: []byte("x"), Attributes: map[string]Attribute{"courier": StringAttr("v")}}, ErrInvalidMessage},
+		{"empty value", &Message{Body: []byte("x"), Attributes: map[string]Attribute{"k": StringAttr("")}}, ErrInvalidMessage},
+		{"bad type", &Message{Body: []byte("x"), Attributes: map[string]Attribute{"k": {DataType: "Blob", Value: "v"}}}, ErrInvalidMessage},
+		{"custom type ok", &Message{Body: []byte("x"), Attributes: map[string]Attribute{"k": {DataType: "Number.int", Value: "1"}}}, nil},
+		{"delay too long", &Message{Body: []byte("x"), Delay: 16 * time.Minute}, ErrInvalidMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.m.validate(100)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("validate = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHeadersRoundTrip(t *testing.T) {
+	in := &Message{CorrelationID: "c&=1", ReturnAddress: "https://sqs.x/1/q?x=y", Headers: map[string]string{"error": "a b", "responder": "r1"}}
+	var out Message
+	if err := out.decodeHeaders(in.encodeHeaders()); err != nil {
+		t.Fatal(err)
+	}
+	if out.CorrelationID != in.CorrelationID || out.ReturnAddress != in.ReturnAddress || out.Header("error") != "a b" || out.Header("responder") != "r1" {
+		t.Errorf("round trip: %+v", out)
+	}
+	if (&Message{}).encodeHeaders() != "" {
+		t.Error("a message without headers must use no attribute")
+	}
+}
+
+func TestBatcherLanes(t *testing.T) {
+	mk := func(groups ...string) []*Message {
+		var ms []*Message
+		for _, g := range groups {
+			ms = append(ms, &Message{Body: []byte("x"), GroupID: g})
+		}
+		return ms
+	}
+	// FIFO: each group's messages stay in one lane, in order.
+	b := batcher{concurrency: 3, fifo: true}
+	msgs := mk("a", "b", "a", "c", "b", "a", "d", "c")
+	where := map[string]int{}
+	for li, lane := range b.lanes(msgs) {
+		last := -1
+		for _, it := range lane {
+			if l, ok := where[it.m.GroupID]; ok && l != li {
+				t.Fatalf("group %s split across lanes %d and %d", it.m.GroupID, l, li)
+			}
+			where[it.m.GroupID] = li
+			if it.i <= last {
+				t.Fatalf("lane %d out of order", li)
+			}
+			last = it.i
+		}
+	}
+	// Standard: runs of whole batches, so batches stay full.
+	b = batcher{concurrency: 4}
+	lanes := b.lanes(make([]*Message, 25))
+	if len(lanes) != 3 || len(lanes[0]) != 10 || len(lanes[1]) != 10 || len(lanes[2]) != 5 {
+		t.Errorf("25 messages over 4 lanes: got sizes %d", len(lanes))
+	}
+}
+
+func TestClassifyCode(t *testing.T) {
+	for code, want := range map[string]Kind{
+		"ThrottlingException": KindThrottled, "ServiceUnavailable": KindRetryable,
+		"AWS.SimpleQueueService.NonExistentQueue": KindNotFound, "InvalidParameterValue": KindInvalid,
+		"AccessDenied": KindAuth, "Whatever": KindUnknown,
+	} {
+		if got := ClassifyCode(code); got != want {
+			t.Errorf("%s: %v, want %v", code, got, want)
+		}
+	}
+}

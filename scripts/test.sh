@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# make test: vet and format checks, unit and integration tests with -race
+# against LocalStack and moto (started here, stopped at the end), brief
+# fuzzing, and the infra tests. Absent backends are listed loudly at the end;
+# COURIER_REQUIRE_BACKENDS turns them into failures (CI sets it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1mcourier: %s\033[0m\n' "$*" >&2; }
+
+started=()
+cleanup() {
+	for b in "${started[@]}"; do bash scripts/emulator.sh stop "$b" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+say "go vet and gofmt"
+go mod download
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^infra/') 2>/dev/null || true)
+if [[ -n $unformatted ]]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+rm -f .courier/skips.log
+backends=${COURIER_TEST_BACKENDS:-localstack moto}
+for b in $backends; do
+	say "starting $b"
+	if bash scripts/emulator.sh start "$b"; then
+		started+=("$b")
+	elif [[ ",${COURIER_REQUIRE_BACKENDS:-}," == *",$b,"* ]]; then
+		say "BACKEND ABSENT: $b could not be started and is required"
+		exit 1
+	else
+		say "BACKEND ABSENT: $b could not be started; its tests will be skipped"
+	fi
+done
+
+say "unit and integration tests (-race) on: ${started[*]:-no backend}"
+# One process per package; backends run as subtests of each integration test.
+COURIER_BACKEND= go test -race -count=1 -timeout 25m ./...
+
+say "fuzzing each target briefly"
+FUZZTIME=${FUZZTIME:-5s} bash scripts/fuzz.sh
+
+if [[ -f infra/go.mod ]]; then
+	say "infra tests (CDK synth, assertions, cdk-nag)"
+	bash scripts/lambdas.sh >/dev/null
+	(cd infra && go test -count=1 -timeout 20m ./...)
+fi
+
+if [[ -s .courier/skips.log ]]; then
+	say "BACKENDS ABSENT: these tests were skipped:"
+	sort -u .courier/skips.log >&2
+fi
+say "all tests passed"
