@@ -1,0 +1,71 @@
+package patterns_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/courier-aws/courier/internal/backend"
+	"github.com/courier-aws/courier/patterns"
+)
+
+// benchEnabled gates the end-to-end benchmarks that make bench runs on the
+// emulator: they print "BENCH <name> <value> <unit>" lines and assert only
+// that the work was done, never a time.
+func benchEnabled(t *testing.T) {
+	if os.Getenv("COURIER_BENCH") != "1" {
+		t.Skip("end-to-end benchmark: run with make bench (COURIER_BENCH=1)")
+	}
+}
+
+// TestBenchOneWay sends 10,000 messages through a Producer and handles them
+// with a Consumer, and reports API requests per message (the physical
+// minimum with batches of ten is 0.30: one send, one receive and one delete
+// per ten messages).
+func TestBenchOneWay(t *testing.T) {
+	benchEnabled(t)
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		const n = 10000
+		q := b.CreateQueue(t, backend.QueueOptions{})
+		var rc patterns.RequestCounter
+		client := b.SQS(&rc)
+		ctx := context.Background()
+		p, err := patterns.NewProducer(client, q.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := make([]*patterns.Message, n)
+		for i := range msgs {
+			msgs[i] = &patterns.Message{Body: []byte(fmt.Sprintf(`{"n":%d,"pad":"0123456789012345678901234567890123456789"}`, i))}
+		}
+		start := time.Now()
+		if err := p.Send(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		sent := time.Since(start)
+		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var handled atomic.Int64
+		stop := runFor(t, func(ctx context.Context) error {
+			return c.Run(ctx, func(context.Context, *patterns.Message) error { handled.Add(1); return nil })
+		})
+		waitFor(t, 10*time.Minute, "all handled", func() bool { return handled.Load() >= n })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		total := time.Since(start)
+		if st := c.Stats(); st.Deleted != n {
+			t.Fatalf("deleted %d of %d", st.Deleted, n)
+		}
+		t.Logf("%s: requests %v", b.Name, rc.Counts())
+		fmt.Printf("BENCH oneway_requests_per_message %.3f req/msg\n", float64(rc.Total())/n)
+		fmt.Printf("BENCH oneway_billed_requests_per_message %.3f req/msg\n", float64(rc.Billed())/n)
+		fmt.Printf("BENCH oneway_send_messages_per_second %.0f msg/s\n", n/sent.Seconds())
+		fmt.Printf("BENCH oneway_end_to_end_messages_per_second %.0f msg/s\n", n/total.Seconds())
+	})
+}
