@@ -207,3 +207,13 @@ func courierDir() string {
 		dir = parent
 	}
 }
+
+// First returns the first backend found (in the order of Names), for code
+// that runs outside a test, such as Examples.
+func First() (*Backend, bool) {
+	discoverOnce.Do(discover)
+	if len(found) == 0 {
+		return nil, false
+	}
+	return found[0], true
+}
