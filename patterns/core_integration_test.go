@@ -109,7 +109,7 @@ func TestCompetingConsumers(t *testing.T) {
 		if got := sendCount.Get("SQS.SendMessageBatch"); got != n/10 {
 			t.Errorf("SendMessageBatch calls = %d, want %d (full batches)", got, n/10)
 		}
-		waitFor(t, 120*time.Second, "all messages handled", func() bool { return handled.Load() >= n })
+		waitFor(t, 120*time.Second, "every message handled", func() bool { return distinct.Load() >= n })
 		if err := stop(); err != nil {
 			t.Fatalf("run: %v", err)
 		}
