@@ -15,16 +15,16 @@ import (
 // Requests run concurrently (bounded), so a slow one does not hold up the
 // handlers.
 type acker struct {
-	c        *Consumer
-	vis      time.Duration
-	mu       sync.Mutex
-	deletes  []string
-	releases []string
-	timer    *time.Timer
-	sem      chan struct{}
-	wg       sync.WaitGroup
-	ctx      context.Context // not cancelled by Run's context: acks must land
-	cancel   context.CancelFunc
+	c       *Consumer
+	vis     time.Duration
+	mu      sync.Mutex
+	deletes []string
+	changes map[int32][]string // visibility changes by timeout (0: release)
+	timer   *time.Timer
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	ctx     context.Context // not cancelled by Run's context: acks must land
+	cancel  context.CancelFunc
 }
 
 func newAcker(c *Consumer, vis time.Duration) *acker {
@@ -50,19 +50,26 @@ func (a *acker) delete(handle string) {
 }
 
 // release schedules making an unstarted message visible again at once.
-func (a *acker) release(handle string) {
+func (a *acker) release(handle string) { a.setVisibility(handle, 0) }
+
+// setVisibility schedules a visibility change to secs: 0 releases a
+// message, more delays its next delivery (retry backoff).
+func (a *acker) setVisibility(handle string, secs int32) {
 	a.mu.Lock()
-	a.releases = append(a.releases, handle)
-	full := len(a.releases) >= MaxBatchEntries
+	if a.changes == nil {
+		a.changes = make(map[int32][]string)
+	}
+	a.changes[secs] = append(a.changes[secs], handle)
 	var batch []string
-	if full {
-		batch, a.releases = a.releases, nil
+	if len(a.changes[secs]) >= MaxBatchEntries {
+		batch = a.changes[secs]
+		delete(a.changes, secs)
 	} else {
 		a.armLocked()
 	}
 	a.mu.Unlock()
-	if full {
-		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, 0) })
+	if batch != nil {
+		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, secs) })
 	}
 }
 
@@ -75,8 +82,8 @@ func (a *acker) armLocked() {
 // flush sends whatever is pending.
 func (a *acker) flush() {
 	a.mu.Lock()
-	deletes, releases := a.deletes, a.releases
-	a.deletes, a.releases = nil, nil
+	deletes, changes := a.deletes, a.changes
+	a.deletes, a.changes = nil, nil
 	a.timer = nil
 	a.mu.Unlock()
 	for len(deletes) > 0 {
@@ -85,11 +92,13 @@ func (a *acker) flush() {
 		deletes = deletes[n:]
 		a.send(func(ctx context.Context) { a.deleteBatch(ctx, batch) })
 	}
-	for len(releases) > 0 {
-		n := min(len(releases), MaxBatchEntries)
-		batch := releases[:n]
-		releases = releases[n:]
-		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, 0) })
+	for secs, handles := range changes {
+		for len(handles) > 0 {
+			n := min(len(handles), MaxBatchEntries)
+			batch := handles[:n]
+			handles = handles[n:]
+			a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, secs) })
+		}
 	}
 }
 

@@ -48,6 +48,13 @@ type ConsumerConfig struct {
 	// context of Run is done before their own context is cancelled.
 	// Default 30s.
 	ShutdownTimeout time.Duration
+	// Backoff, when set, decides when a message whose handler failed is
+	// delivered again: its visibility timeout is set to Backoff(receiveCount)
+	// instead of waiting out the queue's whole timeout. The redrive policy
+	// still moves it to the dead-letter queue after maxReceiveCount receives.
+	// See ExponentialBackoff. On FIFO queues the rest of the group's run
+	// waits behind it either way.
+	Backoff func(receiveCount int) time.Duration
 	// Raw turns off SNS envelope unwrapping (for queues whose bodies may
 	// legitimately look like SNS notifications).
 	Raw    bool
@@ -370,6 +377,9 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			continue
 		}
 		c.stats.failed.Add(1)
+		if c.cfg.Backoff != nil {
+			a.setVisibility(f.msg.ReceiptHandle, visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount)))
+		}
 		c.cfg.Logger.Warn("courier: handler failed; the message will be delivered again",
 			"queue", c.queue.URL, "message_id", f.msg.ID, "receive_count", f.msg.ReceiveCount, "err", err)
 		if r.group != "" {
