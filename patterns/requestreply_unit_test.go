@@ -1,0 +1,220 @@
+package patterns_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/courier-aws/courier/patterns"
+)
+
+// offlineClient is an SQS client that is never called: these tests stop
+// before any request.
+func offlineClient() *sqs.Client { return sqs.New(sqs.Options{Region: "us-east-1"}) }
+
+const (
+	ownAccount   = "111122223333"
+	otherAccount = "444455556666"
+	awsHost      = "https://sqs.eu-west-1.amazonaws.com/"
+	requestQueue = awsHost + ownAccount + "/requests"
+)
+
+func TestCheckReturnAddress(t *testing.T) {
+	cases := []struct {
+		name  string
+		cfg   patterns.ResponderConfig
+		addr  string
+		allow bool
+	}{
+		// Default: the request queue's account, names courier-reply-*.
+		{"default allows own reply queue", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-0a1b", true},
+		{"default allows LocalStack path style", patterns.ResponderConfig{}, "http://127.0.0.1:4566/queue/eu-west-1/" + ownAccount + "/courier-reply-x", true},
+		{"default refuses other account", patterns.ResponderConfig{}, awsHost + otherAccount + "/courier-reply-0a1b", false},
+		{"default refuses other name", patterns.ResponderConfig{}, awsHost + ownAccount + "/orders", false},
+		{"no address", patterns.ResponderConfig{}, "", false},
+		{"not a URL", patterns.ResponderConfig{}, "courier-reply-x", false},
+		{"no account", patterns.ResponderConfig{}, awsHost + "courier-reply-x", false},
+		{"account not numeric", patterns.ResponderConfig{}, awsHost + "acct/courier-reply-x", false},
+		{"query", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-x?QueueUrl=evil", false},
+		{"fragment", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-x#f", false},
+		{"user info", patterns.ResponderConfig{}, "https://me@sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"dot segments", patterns.ResponderConfig{}, awsHost + otherAccount + "/../" + ownAccount + "/courier-reply-x", false},
+		{"escapes", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier%2Dreply-x", false},
+		{"double slash", patterns.ResponderConfig{}, awsHost + ownAccount + "//courier-reply-x", false},
+		{"ftp", patterns.ResponderConfig{}, "ftp://sqs/" + ownAccount + "/courier-reply-x", false},
+
+		// AllowReplyTo: URL prefixes.
+		{"prefix match", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7", true},
+		{"prefix other region", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, "https://sqs.us-east-1.amazonaws.com/" + otherAccount + "/replies-7", false},
+		{"prefix exact queue", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + ownAccount + "/given"}}, awsHost + ownAccount + "/given", true},
+
+		// Rules combine with AND; values within a rule with OR.
+		{"account and name", patterns.ResponderConfig{AllowAccounts: []string{ownAccount, otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/replies-1", true},
+		{"account ok name not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/courier-reply-1", false},
+		{"name ok account not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + ownAccount + "/replies-1", false},
+		{"names only: any account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-1", true},
+		{"pattern is whole-name", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-12", false},
+		{"func allows", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/x", true},
+		{"func refuses", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/y", false},
+		{"func and account", patterns.ResponderConfig{AllowAccounts: []string{ownAccount}, AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, awsHost + otherAccount + "/x", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.QueueURL = requestQueue
+			s, err := patterns.NewResponder(offlineClient(), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := s.CheckReturnAddress(tc.addr)
+			if tc.allow {
+				if err != nil || q.URL != tc.addr {
+					t.Fatalf("CheckReturnAddress(%q) = %+v, %v; want allowed", tc.addr, q, err)
+				}
+				return
+			}
+			if !errors.Is(err, patterns.ErrUnknownReturnAddress) {
+				t.Fatalf("CheckReturnAddress(%q) = %+v, %v; want ErrUnknownReturnAddress", tc.addr, q, err)
+			}
+		})
+	}
+}
+
+func TestResponderConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  patterns.ResponderConfig
+		ok   bool
+	}{
+		{"defaults", patterns.ResponderConfig{}, true},
+		{"bad pattern", patterns.ResponderConfig{AllowNames: []string{"[a-"}}, false},
+		{"bad account", patterns.ResponderConfig{AllowAccounts: []string{"12a"}}, false},
+		{"empty account", patterns.ResponderConfig{AllowAccounts: []string{""}}, false},
+		{"prefix not a URL", patterns.ResponderConfig{AllowReplyTo: []string{"courier-reply-"}}, false},
+		{"bad consumer", patterns.ResponderConfig{ConsumerConfig: patterns.ConsumerConfig{Workers: -1}}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cfg.QueueURL == "" {
+				tc.cfg.QueueURL = requestQueue
+			}
+			err := tc.cfg.Validate()
+			if tc.ok != (err == nil) {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, patterns.ErrInvalidConfig) {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig", err)
+			}
+			if _, err2 := patterns.NewResponder(offlineClient(), tc.cfg); (err2 == nil) != tc.ok {
+				t.Fatalf("NewResponder: %v, want ok=%v", err2, tc.ok)
+			}
+		})
+	}
+}
+
+func TestRequesterConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  patterns.RequesterConfig
+		want error
+	}{
+		{"defaults", patterns.RequesterConfig{}, nil},
+		{"given queue", patterns.RequesterConfig{ReplyQueueURL: awsHost + ownAccount + "/replies"}, nil},
+		{"given queue malformed", patterns.RequesterConfig{ReplyQueueURL: "replies"}, patterns.ErrInvalidQueueURL},
+		{"prefix with a dot", patterns.RequesterConfig{ReplyQueuePrefix: "reply."}, patterns.ErrInvalidConfig},
+		{"prefix fifo", patterns.RequesterConfig{ReplyQueuePrefix: "r.fifo"}, patterns.ErrInvalidConfig},
+		{"prefix too long", patterns.RequesterConfig{ReplyQueuePrefix: strings.Repeat("r", 65)}, patterns.ErrInvalidConfig},
+		{"prefix longest", patterns.RequesterConfig{ReplyQueuePrefix: strings.Repeat("r", 64)}, nil},
+		{"heartbeat too fast", patterns.RequesterConfig{HeartbeatInterval: time.Millisecond}, patterns.ErrInvalidConfig},
+		{"negative timeout", patterns.RequesterConfig{Timeout: -time.Second}, patterns.ErrInvalidConfig},
+		{"courier tag", patterns.RequesterConfig{Tags: map[string]string{patterns.TagHeartbeat: "0"}}, patterns.ErrInvalidConfig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("Validate() = %v, want %v", err, tc.want)
+			}
+			if _, err2 := patterns.NewRequester(offlineClient(), tc.cfg); (err2 == nil) != (err == nil) {
+				t.Fatalf("NewRequester: %v, Validate: %v", err2, err)
+			}
+		})
+	}
+	if _, err := patterns.NewRequester(nil, patterns.RequesterConfig{}); !errors.Is(err, patterns.ErrInvalidConfig) {
+		t.Errorf("NewRequester(nil client): %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestRequestBadInput: bad input fails before any request (the client here
+// reaches nothing).
+func TestRequestBadInput(t *testing.T) {
+	r, err := patterns.NewRequester(offlineClient(), patterns.RequesterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := r.Request(ctx, "not a queue", &patterns.Message{Body: []byte("x")}); !errors.Is(err, patterns.ErrInvalidQueueURL) {
+		t.Errorf("bad queue URL: %v", err)
+	}
+	if _, err := r.Request(ctx, requestQueue, nil); !errors.Is(err, patterns.ErrInvalidMessage) {
+		t.Errorf("nil message: %v", err)
+	}
+	if _, err := patterns.Call[chan int, int](ctx, r, requestQueue, make(chan int)); !errors.Is(err, patterns.ErrInvalidMessage) {
+		t.Errorf("request that does not encode: %v", err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("Close of a requester never started: %v", err)
+	}
+	if _, err := r.Request(ctx, requestQueue, &patterns.Message{Body: []byte("x")}); !errors.Is(err, patterns.ErrRequesterClosed) {
+		t.Errorf("request after Close: %v", err)
+	}
+	if _, err := patterns.Sweep(ctx, offlineClient(), "", -time.Second); !errors.Is(err, patterns.ErrInvalidConfig) {
+		t.Errorf("Sweep with negative idle: %v", err)
+	}
+}
+
+func TestRemoteErrorAs(t *testing.T) {
+	var err error = fmt.Errorf("checkout: %w", &patterns.RemoteError{Queue: requestQueue, Message: "out of stock"})
+	var re *patterns.RemoteError
+	if !errors.As(err, &re) || re.Message != "out of stock" {
+		t.Fatalf("errors.As: %v", err)
+	}
+	if !strings.Contains(err.Error(), "out of stock") || !strings.Contains(err.Error(), requestQueue) {
+		t.Errorf("message %q names neither the error nor the queue", err)
+	}
+}
+
+// TestHandleCall runs the typed responder side without SQS.
+func TestHandleCall(t *testing.T) {
+	h := patterns.HandleCall(func(ctx context.Context, req calcRequest) (calcReply, error) {
+		if req.B == 0 {
+			return calcReply{}, errors.New("division by zero")
+		}
+		return calcReply{Quotient: req.A / req.B}, nil
+	}, patterns.WithMessage(func(m *patterns.Message) { m.SetAttr("unit", "none") }))
+	ctx := context.Background()
+	cases := []struct {
+		body, reply, err string
+	}{
+		{`{"A":9,"B":3}`, `{"Quotient":3}`, ""},
+		{`{"A":9,"B":0}`, "", "division by zero"},
+		{`[1,2]`, "", "does not decode"},
+	}
+	for _, tc := range cases {
+		reply, err := h(ctx, &patterns.Message{Body: []byte(tc.body)})
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.body, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.body, err)
+		case string(reply.Body) != tc.reply || reply.Attr("unit") != "none":
+			t.Errorf("%s: reply %q %v, want %s with the attribute", tc.body, reply.Body, reply.Attributes, tc.reply)
+		}
+	}
+}
