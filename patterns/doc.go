@@ -14,6 +14,14 @@
 //
 //   - One-way messaging (oneway.go): Sender, Receiver.
 //   - Point-to-point with competing consumers (pointtopoint.go): CompetingConsumers.
+//   - Request-response (requestreply.go, replyqueue.go): Requester,
+//     Responder, Call, HandleCall, Sweep. The return address and the
+//     correlation id travel in the message; one reply queue per Requester
+//     serves any number of concurrent calls.
+//
+// Options on the core: retry backoff (ConsumerConfig.Backoff,
+// ExponentialBackoff), SQS fair-queue tenant keys (ProducerOptions.TenantKey),
+// and the attribute budget (ErrTooManyAttributes, checked before sending).
 //
 // Clients are the SDK's own (*sqs.Client, *sns.Client) behind narrow
 // interfaces; endpoints come from the SDK's configuration

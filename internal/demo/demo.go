@@ -46,6 +46,7 @@ func Patterns() []Pattern {
 	return []Pattern{
 		{Name: "one-way", Title: "One-way messaging", Run: oneWay},
 		{Name: "competing-consumers", Title: "Point-to-point, competing consumers", Run: competingConsumers},
+		{Name: "request-response", Title: "Request-response: return address and correlation id", Run: requestResponse},
 	}
 }
 

@@ -30,9 +30,14 @@ func waitUntil(ctx context.Context, cond func() bool) error {
 func consume(ctx context.Context, c interface {
 	Run(context.Context, patterns.Handler) error
 }, h patterns.Handler) (stop func() error) {
+	return background(ctx, func(ctx context.Context) error { return c.Run(ctx, h) })
+}
+
+// background runs fn until stop is called; stop returns fn's error.
+func background(ctx context.Context, fn func(ctx context.Context) error) (stop func() error) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, h) }()
+	go func() { done <- fn(ctx) }()
 	var once sync.Once
 	var err error
 	return func() error {

@@ -98,7 +98,7 @@ func (t *Trail) WriteTimeline(w io.Writer, max int) {
 		}
 		arrow := "→"
 		if h.Reply {
-			arrow = "⇠"
+			arrow = "⇢"
 		}
 		fmt.Fprintf(w, "    %7s  %s %s %s: %s\n", fmtDur(h.At), h.From, arrow, h.To, h.Note)
 	}
