@@ -20,6 +20,9 @@ type Capabilities struct {
 	// FIFOTopicToQueueWithoutContentDedup: a FIFO topic with content-based
 	// deduplication delivers to a FIFO queue without it.
 	FIFOTopicToQueueWithoutContentDedup bool
+	// DeepQueues: receiving stays fast with thousands of messages queued
+	// (moto's receive cost grows with queue depth).
+	DeepQueues bool
 	// DynamoDB: the backend serves DynamoDB.
 	DynamoDB bool
 	// CloudFormation: cdk deploy works (subscriptions and queue policies created).
@@ -29,7 +32,7 @@ type Capabilities struct {
 func capsFor(name string) Capabilities {
 	switch name {
 	case "aws":
-		return Capabilities{true, true, true, true, true, true, true, true}
+		return Capabilities{true, true, true, true, true, true, true, true, true}
 	case "localstack":
 		return Capabilities{
 			FIFOOrderAfterVisibilityExpiry:      true,
@@ -38,6 +41,7 @@ func capsFor(name string) Capabilities {
 			RejectsInvalidBody:                  true,
 			AttributesCountInSize:               true,
 			FIFOTopicToQueueWithoutContentDedup: true,
+			DeepQueues:                          true,
 			DynamoDB:                            true,
 			CloudFormation:                      true,
 		}
