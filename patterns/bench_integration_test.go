@@ -69,3 +69,37 @@ func TestBenchOneWay(t *testing.T) {
 		fmt.Printf("BENCH oneway_end_to_end_messages_per_second %.0f msg/s\n", n/total.Seconds())
 	})
 }
+
+// TestBenchFIFO sends 20 groups x 100 messages to a FIFO queue and handles
+// them with a group-aware Consumer; it reports throughput and requests per
+// message.
+func TestBenchFIFO(t *testing.T) {
+	benchEnabled(t)
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		const groups, per = 20, 100
+		q := b.CreateQueue(t, backend.QueueOptions{FIFO: true})
+		var rc patterns.RequestCounter
+		client := b.SQS(&rc)
+		p, err := patterns.NewProducer(client, q.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		sendGroups(t, p, groups, per)
+		cfg := quietConfig(q.URL)
+		cfg.Workers = groups
+		c, _ := patterns.NewConsumer(client, cfg)
+		var handled atomic.Int64
+		stop := runFor(t, func(ctx context.Context) error {
+			return c.Run(ctx, func(context.Context, *patterns.Message) error { handled.Add(1); return nil })
+		})
+		waitFor(t, 10*time.Minute, "all handled", func() bool { return handled.Load() >= groups*per })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		t.Logf("%s: requests %v", b.Name, rc.Counts())
+		fmt.Printf("BENCH fifo_messages_per_second %.0f msg/s\n", groups*per/took.Seconds())
+		fmt.Printf("BENCH fifo_requests_per_message %.3f req/msg\n", float64(rc.Total())/(groups*per))
+	})
+}

@@ -47,6 +47,8 @@ func Patterns() []Pattern {
 		{Name: "one-way", Title: "One-way messaging", Run: oneWay},
 		{Name: "competing-consumers", Title: "Point-to-point, competing consumers", Run: competingConsumers},
 		{Name: "request-response", Title: "Request-response: return address and correlation id", Run: requestResponse},
+		{Name: "fan-out", Title: "Publish-subscribe with topic-queue chaining", Run: fanOut},
+		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
 	}
 }
 
