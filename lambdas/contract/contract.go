@@ -7,6 +7,9 @@ package contract
 const (
 	// EnvLogLevel is the slog level (debug, info, warn, error); all functions read it.
 	EnvLogLevel = "COURIER_LOG_LEVEL"
+	// EnvQueueURL is the queue a function consumes (the responder's request
+	// queue: its default reply allowlist is its own account).
+	EnvQueueURL = "COURIER_QUEUE_URL"
 	// EnvReplyAllowlist is a comma-separated list of queue-URL prefixes or
 	// queue ARNs patterns a responder may reply to.
 	EnvReplyAllowlist = "COURIER_REPLY_ALLOWLIST"
@@ -29,7 +32,7 @@ type Function struct {
 func Functions() []Function {
 	return []Function{
 		{Name: "worker", Env: []string{EnvLogLevel}},
-		{Name: "responder", Env: []string{EnvLogLevel, EnvReplyAllowlist}},
+		{Name: "responder", Env: []string{EnvLogLevel, EnvQueueURL, EnvReplyAllowlist}},
 		{Name: "aggregator", Env: []string{EnvLogLevel, EnvAggregateTable, EnvResultQueueURL, EnvExpectedResponses}},
 		{Name: "subscriber", Env: []string{EnvLogLevel}},
 	}
