@@ -18,6 +18,10 @@ mkdir -p bench
 out=bench/last-run.txt
 say "end-to-end benchmarks on $backend (one run; compare ratios, not absolute numbers)"
 COURIER_BENCH=1 COURIER_BACKEND=$backend go test -count=1 -p 1 -timeout 30m -run '^TestBench' -v ./... | tee "$out.raw" | grep '^BENCH' | tee "$out"
+if [[ -f perf/go.mod ]]; then
+	say "peer comparisons and client cost (perf/)"
+	(cd perf && COURIER_BENCH=1 COURIER_BACKEND=$backend go test -count=1 -p 1 -timeout 30m -run '^TestBench' -v ./...) | tee -a "$out.raw" | grep '^BENCH' | tee -a "$out"
+fi
 say "Go micro-benchmarks (client CPU and allocations)"
 go test -run '^$' -bench . -benchmem -count=1 ./... | tee "$out.micro" | grep -E '^(Benchmark|BENCH)' || true
 grep '^BENCH' "$out.micro" >> "$out" || true

@@ -44,6 +44,11 @@ COURIER_BACKEND= go test -race -count=1 -timeout 25m ./...
 say "fuzzing each target briefly"
 FUZZTIME=${FUZZTIME:-5s} bash scripts/fuzz.sh
 
+if [[ -f perf/go.mod ]]; then
+	say "fault-injection suite (perf/: toxiproxy, total-queue checker)"
+	(cd perf && go vet ./... && go test -race -count=1 -timeout 20m ./...)
+fi
+
 if [[ -f infra/go.mod ]]; then
 	say "infra tests (CDK synth, assertions, cdk-nag)"
 	bash scripts/lambdas.sh >/dev/null
