@@ -7,8 +7,9 @@
 //	}
 //
 // The event source mapping must have FunctionResponseTypes
-// ["ReportBatchItemFailures"]; without it Lambda ignores the response and
-// retries the whole batch when the function returns an error.
+// ["ReportBatchItemFailures"]. Without it Lambda ignores the response: a
+// batch whose invocation returns no error is deleted whole, failed records
+// included.
 package adapter
 
 import (
@@ -25,27 +26,49 @@ import (
 	"github.com/courier-aws/courier/patterns"
 )
 
-// Options configures the adapters.
+// Options configures the adapters. Zero values take the defaults.
 type Options struct {
-	// Concurrency bounds the messages (standard queues) or groups (FIFO)
-	// handled at once. Default 10.
+	// Concurrency bounds the records (standard queues) or message groups
+	// (FIFO queues with SkipGroupOnError) handled at once. Default 10.
 	Concurrency int
+	// SkipGroupOnError changes what a failure does on a FIFO queue. By
+	// default the adapter does what the Lambda documentation asks of a
+	// function with partial batch responses on a FIFO queue: it handles
+	// the records one at a time, in batch order, stops at the first
+	// failure and reports that record and every record after it. With
+	// SkipGroupOnError, message groups run concurrently (each in order)
+	// and a failure reports only the rest of its own group; the other
+	// groups go on. Order still holds, since SQS orders only within a
+	// group, and fewer records come back; but it is not AWS's guidance.
+	//
+	// Either way, a record reported failed is received again and counts
+	// toward the queue's maxReceiveCount (SQS counts receives, not
+	// failures): records that keep arriving behind a poison message of
+	// their group reach the dead-letter queue with it, unrun. Redrive
+	// them once the poison is dealt with.
+	SkipGroupOnError bool
 	// Raw turns off SNS envelope unwrapping, as ConsumerConfig.Raw.
 	Raw bool
-	// DeadlineMargin: a message not started when less than this is left
+	// DeadlineMargin: a record not started when less than this is left
 	// before the invocation's deadline is reported failed without being
-	// started, so that it is retried instead of cut off mid-way. Default 2s.
+	// started, so that it is retried rather than cut off mid-way when
+	// Lambda ends the invocation. Set it to about the longest a record
+	// takes. Default: 2s, or a tenth of the time the invocation had when
+	// it started if that is less (a 3s function keeps 300ms).
 	DeadlineMargin time.Duration
 	Logger         *slog.Logger
 }
 
+// WithLogger sets Options.Logger.
+func WithLogger(l *slog.Logger) func(*Options) { return func(o *Options) { o.Logger = l } }
+
 func options(optFns []func(*Options)) Options {
-	o := Options{Concurrency: 10, DeadlineMargin: 2 * time.Second}
+	o := Options{}
 	for _, fn := range optFns {
 		fn(&o)
 	}
 	if o.Concurrency < 1 {
-		o.Concurrency = 1
+		o.Concurrency = 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -54,102 +77,180 @@ func options(optFns []func(*Options)) Options {
 }
 
 // SQSHandler returns a Lambda handler for SQS events that runs h on each
-// record and reports the records that failed (decode error, handler error
-// or panic, or no time left) as batch item failures; Lambda deletes the
-// others. On a FIFO queue the records of one message group run in order,
-// one at a time, and after a failure the group's remaining records are
-// reported failed without being run, so the group's order holds when they
-// come again; other groups go on. (AWS's guidance for FIFO is to stop at
-// the first failure of the batch; stopping per group keeps the same order
-// guarantee, since SQS orders within a group only, and retries less.)
+// record and reports, as batch item failures (by message id), the records
+// that failed: a record that cannot be decoded (malformed SNS envelope or
+// courier header), a handler error or panic, a record not started because
+// the invocation was too close to its deadline, and on FIFO queues the
+// records after a failure (see Options.SkipGroupOnError). Lambda deletes
+// the other records. It never returns an error: that would make Lambda
+// retry the whole batch, the records that succeeded included.
+//
+// Records of a standard queue run concurrently, at most
+// Options.Concurrency at a time.
 func SQSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	o := options(optFns)
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		runs := splitRuns(ev.Records)
-		failed := make([][]string, len(runs))
-		sem := make(chan struct{}, o.Concurrency)
-		var wg sync.WaitGroup
-		for i, run := range runs {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				failed[i] = handleRun(ctx, h, o, run)
-			}()
+		b := &batch{h: h, o: o, records: ev.Records, failed: make([]bool, len(ev.Records))}
+		b.o.DeadlineMargin = margin(ctx, o.DeadlineMargin)
+		switch {
+		case !isFIFO(ev.Records):
+			b.concurrently(ctx, singles(len(ev.Records)))
+		case o.SkipGroupOnError:
+			b.concurrently(ctx, groups(ev.Records))
+		default:
+			b.inOrder(ctx)
 		}
-		wg.Wait()
-		var resp events.SQSEventResponse
-		for _, f := range failed {
-			for _, id := range f {
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
-			}
-		}
-		return resp, nil
+		return b.response(), nil
 	}
 }
 
-type run struct {
-	fifo    bool
+// batch is one invocation's records and which of them failed.
+type batch struct {
+	h       patterns.Handler
+	o       Options
 	records []events.SQSMessage
+	failed  []bool // by record index; each run writes only its own records
 }
 
-// splitRuns groups FIFO records by message group (in order) and gives each
-// standard record a run of its own.
-func splitRuns(records []events.SQSMessage) []run {
-	var runs []run
-	index := map[string]int{}
-	for _, r := range records {
-		if !strings.HasSuffix(r.EventSourceARN, ".fifo") {
-			runs = append(runs, run{records: []events.SQSMessage{r}})
-			continue
-		}
-		g := r.Attributes["MessageGroupId"]
-		if i, ok := index[g]; ok {
-			runs[i].records = append(runs[i].records, r)
-			continue
-		}
-		index[g] = len(runs)
-		runs = append(runs, run{fifo: true, records: []events.SQSMessage{r}})
-	}
-	return runs
-}
-
-// handleRun runs a run's records in order and returns the ids that failed.
-func handleRun(ctx context.Context, h patterns.Handler, o Options, r run) []string {
-	var failed []string
-	for i, rec := range r.records {
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < o.DeadlineMargin {
-			for _, rest := range r.records[i:] {
-				failed = append(failed, rest.MessageId)
-			}
-			o.Logger.Warn("courier: too little time left; records left for a retry", "count", len(r.records)-i)
-			return failed
-		}
-		if err := handleRecord(ctx, h, o, rec); err != nil {
-			o.Logger.Warn("courier: record failed; it will be delivered again", "message_id", rec.MessageId, "err", err)
-			failed = append(failed, rec.MessageId)
-			if r.fifo {
-				for _, rest := range r.records[i+1:] {
-					failed = append(failed, rest.MessageId)
-				}
-				return failed
-			}
+func (b *batch) response() events.SQSEventResponse {
+	var resp events.SQSEventResponse
+	for i, f := range b.failed {
+		if f {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: b.records[i].MessageId})
 		}
 	}
-	return failed
+	return resp
 }
 
-func handleRecord(ctx context.Context, h patterns.Handler, o Options, rec events.SQSMessage) (err error) {
-	m, err := patterns.DecodeSQSMessage(Record(rec), o.Raw)
+// inOrder handles the records one at a time in batch order and, at the
+// first failure, fails it and every record after it: AWS's guidance for
+// FIFO queues with partial batch responses.
+func (b *batch) inOrder(ctx context.Context) {
+	b.run(ctx, allIndexes(len(b.records)))
+}
+
+// concurrently handles runs (each a sequence of record indexes handled in
+// order) at most Concurrency at a time.
+func (b *batch) concurrently(ctx context.Context, runs [][]int) {
+	sem := make(chan struct{}, b.o.Concurrency)
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			b.run(ctx, r)
+		}()
+	}
+	wg.Wait()
+}
+
+// run handles the records at idx in order; after a failure, or when too
+// little time is left, it reports the rest of them failed without
+// starting them.
+func (b *batch) run(ctx context.Context, idx []int) {
+	for k, i := range idx {
+		if why := b.cannotStart(ctx); why != "" {
+			b.o.Logger.Warn("courier: records not started; Lambda delivers them again", "why", why, "count", len(idx)-k, "first_message_id", b.records[i].MessageId)
+			b.failAll(idx[k:])
+			return
+		}
+		rec := b.records[i]
+		if err := b.handle(ctx, rec); err != nil {
+			b.o.Logger.Warn("courier: record failed; Lambda delivers it again", "message_id", rec.MessageId, "queue", rec.EventSourceARN, "err", err)
+			b.failAll(idx[k : k+1])
+			if len(idx) > k+1 {
+				b.o.Logger.Warn("courier: FIFO: records after a failure not started, to keep their order", "count", len(idx)-k-1, "after_message_id", rec.MessageId)
+				b.failAll(idx[k+1:])
+			}
+			return
+		}
+	}
+}
+
+// margin returns the deadline margin of an invocation starting now.
+func margin(ctx context.Context, set time.Duration) time.Duration {
+	if set > 0 {
+		return set
+	}
+	m := 2 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		m = min(m, time.Until(deadline)/10)
+	}
+	return m
+}
+
+func (b *batch) failAll(idx []int) {
+	for _, i := range idx {
+		b.failed[i] = true
+	}
+}
+
+func (b *batch) cannotStart(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return "invocation context done: " + ctx.Err().Error()
+	}
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < b.o.DeadlineMargin {
+		return fmt.Sprintf("less than %v left before the invocation's deadline", b.o.DeadlineMargin)
+	}
+	return ""
+}
+
+func (b *batch) handle(ctx context.Context, rec events.SQSMessage) (err error) {
+	m, err := patterns.DecodeSQSMessage(Record(rec), b.o.Raw)
 	if err != nil {
 		return err
 	}
+	return safeCall(ctx, b.h, m)
+}
+
+// safeCall runs h, turning a panic into an error: a panicking handler
+// fails its record, not the invocation.
+func safeCall(ctx context.Context, h patterns.Handler, m *patterns.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("courier: handler panicked: %v", p)
 		}
 	}()
 	return h(ctx, m)
+}
+
+func isFIFO(records []events.SQSMessage) bool {
+	return len(records) > 0 && strings.HasSuffix(records[0].EventSourceARN, ".fifo")
+}
+
+func allIndexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// singles gives each record a run of its own.
+func singles(n int) [][]int {
+	runs := make([][]int, n)
+	for i := range runs {
+		runs[i] = []int{i}
+	}
+	return runs
+}
+
+// groups gives each message group one run, its records in batch order.
+func groups(records []events.SQSMessage) [][]int {
+	var runs [][]int
+	index := map[string]int{}
+	for i, r := range records {
+		g := r.Attributes["MessageGroupId"]
+		k, ok := index[g]
+		if !ok {
+			k = len(runs)
+			index[g] = k
+			runs = append(runs, nil)
+		}
+		runs[k] = append(runs[k], i)
+	}
+	return runs
 }
 
 // Record converts a Lambda SQS record into the form patterns decodes.
@@ -172,20 +273,28 @@ func Record(rec events.SQSMessage) patterns.SQSRecord {
 	}
 }
 
-// QueueURL turns a queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME) into its URL.
+// QueueURL turns a queue ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME) into
+// its URL on AWS, or "" if arn is not a queue ARN. (An event carries only
+// the ARN; on an emulator the URL names AWS, not the emulator.)
 func QueueURL(arn string) string {
 	p := strings.Split(arn, ":")
-	if len(p) != 6 {
+	if len(p) != 6 || p[0] != "arn" || p[2] != "sqs" || p[3] == "" || p[4] == "" || p[5] == "" {
 		return ""
 	}
-	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", p[3], p[4], p[5])
+	domain := "amazonaws.com"
+	if p[1] == "aws-cn" {
+		domain = "amazonaws.com.cn"
+	}
+	return fmt.Sprintf("https://sqs.%s.%s/%s/%s", p[3], domain, p[4], p[5])
 }
 
 // SNSHandler returns a Lambda handler for SNS events (a function subscribed
 // to a topic directly). SNS has no partial batch response: if any record
-// fails the invocation fails and SNS retries the delivery by its delivery
-// policy, then drops it (or sends it to the subscription's DLQ). Chain a
-// queue instead where a message must not be lost.
+// fails the invocation returns an error, and Lambda (SNS invokes
+// asynchronously) retries the whole event, twice by default, then drops it
+// or sends it to the function's on-failure destination or DLQ. Handlers
+// must be idempotent; chain a queue instead (topic -> queue -> SQSHandler)
+// where a message must not be lost or retried on its own.
 func SNSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Context, events.SNSEvent) error {
 	o := options(optFns)
 	return func(ctx context.Context, ev events.SNSEvent) error {
@@ -193,17 +302,10 @@ func SNSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 		for _, rec := range ev.Records {
 			m, err := snsMessage(rec.SNS)
 			if err == nil {
-				err = func() (err error) {
-					defer func() {
-						if p := recover(); p != nil {
-							err = fmt.Errorf("courier: handler panicked: %v", p)
-						}
-					}()
-					return h(ctx, m)
-				}()
+				err = safeCall(ctx, h, m)
 			}
 			if err != nil {
-				o.Logger.Warn("courier: SNS record failed", "message_id", rec.SNS.MessageID, "err", err)
+				o.Logger.Warn("courier: SNS record failed", "message_id", rec.SNS.MessageID, "topic", rec.SNS.TopicArn, "err", err)
 				errs = append(errs, rec.SNS.MessageID+": "+err.Error())
 			}
 		}

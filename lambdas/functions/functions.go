@@ -1,0 +1,87 @@
+// Package functions holds the logic of courier's Lambda functions, so that
+// a test (or the local runner) reaches exactly what each main package in
+// lambdas/ runs. A main package only makes the logger and the AWS clients
+// and starts the runtime; New reads every setting from the environment
+// variables declared in lambdas/contract, and nothing else.
+package functions
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/courier-aws/courier/lambdas/contract"
+	"github.com/courier-aws/courier/patterns"
+)
+
+// Env reads an environment variable: os.Getenv, or a map in tests.
+type Env func(string) string
+
+// Deps is what a function takes from outside its configuration.
+type Deps struct {
+	// SQS is the client of the responder (replies) and the aggregator
+	// (completed aggregates).
+	SQS patterns.SQSAPI
+	// Store is the aggregator's state. Nil: the DynamoDB table named by
+	// COURIER_AGGREGATE_TABLE, once scatter-gather provides that store.
+	Store AggregateStore
+	Log   *slog.Logger
+}
+
+// ErrNoAggregateStore: the aggregator was given no store and courier has
+// no DynamoDB aggregate store yet (it comes with scatter-gather).
+var ErrNoAggregateStore = errors.New("courier: no aggregate store: the DynamoDB store comes with scatter-gather")
+
+// NewLogger returns the JSON logger the functions log with, at the level
+// COURIER_LOG_LEVEL names (debug, info, warn, error; default info). JSON,
+// because CloudWatch Logs Insights queries its fields.
+func NewLogger(w io.Writer, getenv Env) (*slog.Logger, error) {
+	var level slog.Level
+	if s := getenv(contract.EnvLogLevel); s != "" {
+		if err := level.UnmarshalText([]byte(s)); err != nil {
+			return nil, fmt.Errorf("%w: %s=%q: %v", patterns.ErrInvalidConfig, contract.EnvLogLevel, s, err)
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// New returns the handler of the function called name in
+// contract.Functions(), configured from getenv. A missing or invalid
+// setting is an error here, at cold start, not at the first message.
+func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	switch name {
+	case "worker":
+		return Worker(d.Log), nil
+	case "subscriber":
+		return Subscriber(d.Log), nil
+	case "responder":
+		cfg, err := LoadResponderConfig(getenv)
+		if err != nil {
+			return nil, err
+		}
+		return Responder(d.SQS, cfg, Echo, d.Log)
+	case "aggregator":
+		cfg, err := LoadAggregatorConfig(getenv)
+		if err != nil {
+			return nil, err
+		}
+		if d.Store == nil {
+			return nil, fmt.Errorf("%w (table %s)", ErrNoAggregateStore, cfg.Table)
+		}
+		return Aggregator(d.SQS, d.Store, cfg, d.Log)
+	}
+	return nil, fmt.Errorf("%w: no function %q in lambdas/contract", patterns.ErrInvalidConfig, name)
+}
+
+// required reads a variable that must be set.
+func required(getenv Env, name string) (string, error) {
+	v := getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%w: %s is not set", patterns.ErrInvalidConfig, name)
+	}
+	return v, nil
+}

@@ -1,0 +1,337 @@
+package functions_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/courier-aws/courier/internal/backend"
+	"github.com/courier-aws/courier/lambdas/adapter"
+	"github.com/courier-aws/courier/lambdas/contract"
+	"github.com/courier-aws/courier/lambdas/functions"
+	"github.com/courier-aws/courier/lambdas/internal/lambdatest"
+	"github.com/courier-aws/courier/lambdas/localrunner"
+	"github.com/courier-aws/courier/patterns"
+)
+
+// deploy builds function name as its main package does (functions.New
+// with its environment), wrapped by the adapter as lambda.Start gets it,
+// and logging JSON to logs.
+func deploy(t *testing.T, name string, env map[string]string, d functions.Deps, logs *lambdatest.Logs) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	t.Helper()
+	getenv := func(k string) string { return env[k] }
+	log, err := functions.NewLogger(logs, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Log = log
+	h, err := functions.New(name, getenv, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adapter.SQSHandler(h, adapter.WithLogger(lambdatest.Discard()))
+}
+
+// runnerConfig is an event source mapping as infra makes one: partial
+// batch responses on.
+func runnerConfig(url string, timeout time.Duration) localrunner.Config {
+	return localrunner.Config{QueueURL: url, ReportBatchItemFailures: true, FunctionTimeout: timeout}
+}
+
+func sendAll(t *testing.T, b *backend.Backend, url string, msgs ...*patterns.Message) {
+	t.Helper()
+	p, err := patterns.NewProducer(b.SQS(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The worker, one-way: every job handled once and deleted; a job that is
+// not JSON reported failed in each partial batch response until the
+// redrive policy moves it to the DLQ.
+func TestWorkerFunction(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		q := b.CreateQueue(t, backend.QueueOptions{VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 2})
+		var msgs []*patterns.Message
+		for i := range 25 {
+			msgs = append(msgs, &patterns.Message{Body: []byte(fmt.Sprintf(`{"job":%d}`, i))})
+		}
+		poison := &patterns.Message{Body: []byte("not json")}
+		sendAll(t, b, q.URL, append(msgs, poison)...)
+		var logs lambdatest.Logs
+		cfg := runnerConfig(q.URL, 2*time.Second)
+		cfg.BatchSize, cfg.MaximumBatchingWindow = 10, time.Second
+		r := lambdatest.Start(t, b, cfg, deploy(t, "worker", nil, functions.Deps{}, &logs))
+		var dead []types.Message
+		lambdatest.WaitFor(t, "25 jobs deleted and the poison in the DLQ", func() bool {
+			dead = append(dead, b.Drain(t, q.DLQURL, 100*time.Millisecond)...)
+			return r.Stats().Deleted == 25 && len(dead) == 1
+		})
+		r.Stop()
+		var want []string
+		for _, m := range msgs {
+			want = append(want, m.ID)
+		}
+		got := logs.Values("handled", "message_id")
+		if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("worker logged %d handled ids, want the 25 sent once each:\n got %v\nwant %v", len(got), got, want)
+		}
+		if aws.ToString(dead[0].MessageId) != poison.ID {
+			t.Errorf("DLQ holds %v, want the poison %s", aws.ToString(dead[0].Body), poison.ID)
+		}
+		if st := r.Stats(); st.Reported < 2 || st.BatchFailures != 0 {
+			t.Errorf("stats %+v: the poison is reported failed on each of its two receives; no batch fails whole", st)
+		}
+	})
+}
+
+// The worker on a FIFO queue. A poison job fails every time; the adapter
+// does what AWS asks of partial batch responses on FIFO queues (stop at
+// the first failure, report it and everything after it), so nothing of
+// its group runs after it.
+//
+// What then happens to the rest of the group is SQS's rule, and worth
+// knowing: maxReceiveCount counts receives, not failures. With batches of
+// one, a job behind the poison is not received while the poison is in
+// flight: the poison alone goes to the DLQ and the group goes on in order.
+// With larger batches, the jobs behind it come in the same batches, are
+// reported unprocessed each time, and reach maxReceiveCount with it: they
+// go to the DLQ unrun (redrive them once the poison is dealt with).
+func TestWorkerFunctionFIFO(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		for _, batchSize := range []int{1, 10} {
+			t.Run(fmt.Sprintf("batch=%d", batchSize), func(t *testing.T) {
+				q := b.CreateQueue(t, backend.QueueOptions{FIFO: true, ContentDedup: true, VisibilityTimeout: 2 * time.Second, MaxReceiveCount: 2})
+				var msgs []*patterns.Message
+				for _, job := range []string{"a1", "b1", "a2", "b2", "a3", "b3"} {
+					body := fmt.Sprintf(`{"job":%q}`, job)
+					if job == "a2" {
+						body = "not json: a2"
+					}
+					msgs = append(msgs, &patterns.Message{Body: []byte(body), GroupID: job[:1]})
+				}
+				sendAll(t, b, q.URL, msgs...)
+				job := map[string]string{}
+				for _, m := range msgs {
+					job[m.ID] = string(m.Body)
+				}
+				var logs lambdatest.Logs
+				cfg := runnerConfig(q.URL, 2*time.Second)
+				cfg.BatchSize = batchSize
+				r := lambdatest.Start(t, b, cfg, deploy(t, "worker", nil, functions.Deps{}, &logs))
+				var dead []string
+				lambdatest.WaitFor(t, "every job handled or dead-lettered", func() bool {
+					for _, m := range b.Drain(t, q.DLQURL, 100*time.Millisecond) {
+						dead = append(dead, job[aws.ToString(m.MessageId)])
+					}
+					return int(r.Stats().Deleted)+len(dead) == len(msgs)
+				})
+				r.Stop()
+				var handled []string
+				for _, id := range logs.Values("handled", "message_id") {
+					handled = append(handled, job[id])
+				}
+				t.Logf("handled %v; dead-lettered %v", handled, dead)
+				if len(handled)+len(dead) != len(msgs) {
+					t.Errorf("%d handled + %d dead-lettered, want each of the %d jobs once", len(handled), len(dead), len(msgs))
+				}
+				if !slices.Contains(dead, "not json: a2") {
+					t.Errorf("the poison a2 is not in the DLQ")
+				}
+				if !b.Caps.FIFOOrderAfterVisibilityExpiry {
+					// moto redelivers a group's messages out of order after a
+					// visibility timeout, so a3 may come before a2 again.
+					t.Logf("%s lacks FIFOOrderAfterVisibilityExpiry: what follows the poison is not checked", b.Name)
+					return
+				}
+				switch {
+				case batchSize > 1 && slices.Contains(handled, `{"job":"a3"}`):
+					t.Errorf("a3 ran after a2 failed")
+				case batchSize > 1 && !slices.Contains(dead, `{"job":"a3"}`):
+					t.Errorf("batches of ten: a3 shares the poison's receives and its DLQ, got %v", dead)
+				case batchSize == 1 && len(dead) != 1:
+					t.Errorf("batches of one: only the poison belongs in the DLQ, got %v", dead)
+				}
+				for _, g := range []string{"a", "b"} {
+					var seq []string
+					for _, body := range handled {
+						if strings.Contains(body, `"`+g) {
+							seq = append(seq, body)
+						}
+					}
+					if !slices.IsSorted(seq) {
+						t.Errorf("group %s handled out of order: %v", g, seq)
+					}
+				}
+			})
+		}
+	})
+}
+
+// The filtered subscriber on a queue chained to a topic with a filter
+// policy, with SNS envelopes and with raw delivery: it gets exactly the
+// orange messages, unwrapped.
+func TestSubscriberFunction(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		for _, raw := range []bool{false, true} {
+			t.Run(fmt.Sprintf("raw=%v", raw), func(t *testing.T) {
+				ctx := context.Background()
+				topic := b.CreateTopic(t, false, nil)
+				q := b.CreateQueue(t, backend.QueueOptions{})
+				if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: raw, FilterPolicy: `{"color":["orange"]}`}); err != nil {
+					t.Fatal(err)
+				}
+				pub, err := patterns.NewPublisher(b.SNS(), topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var msgs []*patterns.Message
+				for i, color := range []string{"blue", "red", "orange", "blue", "orange", "orange"} {
+					m := &patterns.Message{Body: []byte(fmt.Sprintf("fruit %d is %s", i, color))}
+					m.SetAttr("color", color)
+					msgs = append(msgs, m)
+				}
+				if err := pub.Publish(ctx, msgs...); err != nil {
+					t.Fatal(err)
+				}
+				var logs lambdatest.Logs
+				r := lambdatest.Start(t, b, runnerConfig(q.URL, 3*time.Second), deploy(t, "subscriber", nil, functions.Deps{}, &logs))
+				lambdatest.WaitFor(t, "three orange messages deleted", func() bool { return r.Stats().Deleted >= 3 })
+				r.Stop()
+				lines := logs.Lines("received")
+				var bodies []string
+				for _, l := range lines {
+					bodies = append(bodies, l["body"].(string))
+					attrs, _ := l["attributes"].(map[string]any)
+					if attrs["color"] != "orange" {
+						t.Errorf("the filter let through %v", l)
+					}
+					if topicARN, _ := l["topic"].(string); !raw && topicARN != topic {
+						t.Errorf("envelope not unwrapped (topic %q): %v", topicARN, l)
+					}
+				}
+				slices.Sort(bodies)
+				if want := []string{"fruit 2 is orange", "fruit 4 is orange", "fruit 5 is orange"}; !slices.Equal(bodies, want) {
+					t.Errorf("subscriber received %v, want %v", bodies, want)
+				}
+				if visible, inflight := b.Counts(t, q.URL); visible+inflight != 0 {
+					t.Errorf("%d visible, %d in flight left on the queue", visible, inflight)
+				}
+			})
+		}
+	})
+}
+
+// The responder answers a Requester's requests through the Lambda glue
+// (its reply allowlist from COURIER_REPLY_ALLOWLIST), and does not answer
+// a return address outside the allowlist.
+func TestResponderFunction(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		q := b.CreateQueue(t, backend.QueueOptions{})
+		ref, _ := patterns.ParseQueueURL(q.URL)
+		env := map[string]string{
+			contract.EnvQueueURL:       q.URL,
+			contract.EnvReplyAllowlist: "arn:aws:sqs:*:" + ref.Account + ":" + patterns.DefaultReplyQueuePrefix + "*",
+		}
+		var logs lambdatest.Logs
+		r := lambdatest.Start(t, b, runnerConfig(q.URL, 5*time.Second), deploy(t, "responder", env, functions.Deps{SQS: b.SQS()}, &logs))
+
+		req, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Logger: lambdatest.Discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer req.Close(context.Background())
+		for i := range 5 {
+			reply, err := req.Request(ctx, q.URL, &patterns.Message{Body: []byte(fmt.Sprint("ping ", i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprint("echo: ping ", i); string(reply.Body) != want {
+				t.Errorf("reply %q, want %q", reply.Body, want)
+			}
+		}
+
+		// A return address the allowlist does not name: not answered, deleted.
+		other := b.CreateQueue(t, backend.QueueOptions{})
+		before := r.Stats().Deleted
+		sendAll(t, b, q.URL, &patterns.Message{Body: []byte("to elsewhere"), CorrelationID: "c-other", ReturnAddress: other.URL})
+		lambdatest.WaitFor(t, "the request deleted", func() bool { return r.Stats().Deleted == before+1 })
+		r.Stop()
+		if got := b.Drain(t, other.URL, time.Second); len(got) != 0 {
+			t.Errorf("the responder answered a return address outside its allowlist: %v", got)
+		}
+	})
+}
+
+// The aggregator groups responses by correlation id and sends each
+// completed aggregate once to the result queue. The store is in memory
+// here: the DynamoDB store comes with scatter-gather.
+func TestAggregatorFunction(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		responses := b.CreateQueue(t, backend.QueueOptions{})
+		results := b.CreateQueue(t, backend.QueueOptions{})
+		env := map[string]string{
+			contract.EnvAggregateTable:    "courier-aggregates",
+			contract.EnvResultQueueURL:    results.URL,
+			contract.EnvExpectedResponses: "3",
+		}
+		resp := func(cid, responder, body string) *patterns.Message {
+			m := &patterns.Message{Body: []byte(body), CorrelationID: cid}
+			if responder != "" {
+				m.SetHeader(functions.ResponderHeader, responder)
+			}
+			return m
+		}
+		sendAll(t, b, responses.URL,
+			resp("quote-A", "r1", `{"cents":100}`), resp("quote-B", "r1", `{"cents":7}`),
+			resp("quote-A", "r2", `{"cents":90}`), resp("quote-A", "r2", `{"cents":90}`), // r2 answered twice: counts once
+			resp("", "r9", "no correlation id"), resp("quote-B", "r2", `{"cents":8}`),
+			resp("quote-A", "r3", `{"cents":95}`),
+		)
+		var logs lambdatest.Logs
+		r := lambdatest.Start(t, b, runnerConfig(responses.URL, 5*time.Second),
+			deploy(t, "aggregator", env, functions.Deps{SQS: b.SQS(), Store: newMemoryStore()}, &logs))
+		lambdatest.WaitFor(t, "all seven responses deleted", func() bool { return r.Stats().Deleted == 7 })
+		r.Stop()
+		got := b.Drain(t, results.URL, 2*time.Second)
+		if len(got) != 1 {
+			for _, m := range got {
+				t.Logf("aggregate %s %v", aws.ToString(m.Body), aws.ToString(m.MessageAttributes[patterns.HeaderAttribute].StringValue))
+			}
+			for _, i := range r.Invocations() {
+				t.Logf("invocation %v failed %v err %v", i.MessageIDs, i.Failed, i.Err)
+			}
+			t.Logf("logs %v", logs.Lines("completed"))
+			t.Fatalf("%d aggregates on the result queue, want one (quote-A; quote-B has 2 of 3)", len(got))
+		}
+		var agg functions.Aggregate
+		if err := json.Unmarshal([]byte(aws.ToString(got[0].Body)), &agg); err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]string{}
+		for _, r := range agg.Responses {
+			keys[r.Key] = r.Body
+		}
+		want := map[string]string{"r1": `{"cents":100}`, "r2": `{"cents":90}`, "r3": `{"cents":95}`}
+		if agg.CorrelationID != "quote-A" || !maps.Equal(keys, want) {
+			t.Errorf("aggregate %+v", agg)
+		}
+		if h := aws.ToString(got[0].MessageAttributes[patterns.HeaderAttribute].StringValue); !strings.Contains(h, "cid=quote-A") {
+			t.Errorf("the aggregate's courier header %q does not carry the correlation id", h)
+		}
+	})
+}
