@@ -49,6 +49,7 @@ func Patterns() []Pattern {
 		{Name: "request-response", Title: "Request-response: return address and correlation id", Run: requestResponse},
 		{Name: "fan-out", Title: "Publish-subscribe with topic-queue chaining", Run: fanOut},
 		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
+		{Name: "lambda-worker", Title: "Lambda worker under the local event-source runner", Run: lambdaWorker},
 	}
 }
 
