@@ -56,4 +56,3 @@ func lambdaWorker(ctx context.Context, env *Env) (Result, error) {
 	}
 	return Result{Messages: n + 1, Summary: fmt.Sprintf("worker function ran %d invocation(s) under the local runner: %d jobs deleted, the malformed one reported as a batch item failure", st.Invocations, st.Deleted)}, nil
 }
-
