@@ -3,6 +3,7 @@ package patterns_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
@@ -167,4 +168,63 @@ func Example_fifo() {
 	// Output:
 	// alice [0 1 2 3 4]
 	// bob [0 1 2 3 4]
+}
+
+// Plain publish-subscribe: SNS pushes each message to an HTTP endpoint.
+// HTTPSubscriber checks the topic and the signature, confirms the
+// subscription, and runs the handler; a handler error answers 500 so SNS
+// retries. A subscriber that is down past SNS's retries misses the message:
+// where that matters, read a chained queue instead (Chain).
+func ExampleHTTPSubscriber() {
+	_, snsClient := exampleClients()
+	topicARN, dropTopic := exampleTopic(snsClient, "alerts", false)
+	defer dropTopic()
+
+	got := make(chan string, 1)
+	sub, err := patterns.NewHTTPSubscriber(func(_ context.Context, m *patterns.Message) error {
+		got <- string(m.Body)
+		return nil
+	}, patterns.HTTPSubscriberConfig{
+		TopicARNs: []string{topicARN},
+		SNS:       snsClient,
+		// On AWS the defaults verify against SNS's certificate; the local
+		// emulator signs with its own (or, moto, not at all).
+		SkipSignature: true,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := httptest.NewServer(sub) // in production: your HTTPS server
+	defer srv.Close()
+	out, err := snsClient.Subscribe(context.Background(), &sns.SubscribeInput{
+		TopicArn: aws.String(topicARN), Protocol: aws.String("http"), Endpoint: aws.String(srv.URL),
+		ReturnSubscriptionArn: true,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// SNS delivers once the endpoint has confirmed the subscription.
+	for range 100 {
+		attrs, err := snsClient.GetSubscriptionAttributes(context.Background(),
+			&sns.GetSubscriptionAttributesInput{SubscriptionArn: out.SubscriptionArn})
+		if err == nil && attrs.Attributes["PendingConfirmation"] == "false" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	pub, _ := patterns.NewPublisher(snsClient, topicARN)
+	if err := pub.Publish(context.Background(), &patterns.Message{Body: []byte("disk almost full")}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	select {
+	case body := <-got:
+		fmt.Println(body)
+	case <-time.After(20 * time.Second):
+		fmt.Println("nothing arrived")
+	}
+	// Output: disk almost full
 }

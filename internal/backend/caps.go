@@ -1,5 +1,7 @@
 package backend
 
+import "reflect"
+
 // Capabilities names what a backend does differently from AWS, so that a
 // test asks for a behaviour by name instead of testing the backend's name
 // (gocloud's drivertest does the same). Each false entry is a deviation
@@ -27,12 +29,28 @@ type Capabilities struct {
 	DynamoDB bool
 	// CloudFormation: cdk deploy works (subscriptions and queue policies created).
 	CloudFormation bool
+	// SignsHTTPNotifications: SNS signs what it POSTs to HTTP subscribers,
+	// with a certificate it serves, and sends a SubscriptionConfirmation.
+	SignsHTTPNotifications bool
+	// HTTPNotificationAttributes: notifications POSTed to HTTP subscribers
+	// carry the message attributes.
+	HTTPNotificationAttributes bool
+}
+
+// allCaps is AWS: every behaviour as documented.
+func allCaps() Capabilities {
+	var c Capabilities
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetBool(true)
+	}
+	return c
 }
 
 func capsFor(name string) Capabilities {
 	switch name {
 	case "aws":
-		return Capabilities{true, true, true, true, true, true, true, true, true}
+		return allCaps()
 	case "localstack":
 		return Capabilities{
 			FIFOOrderAfterVisibilityExpiry:      true,
@@ -44,6 +62,8 @@ func capsFor(name string) Capabilities {
 			DeepQueues:                          true,
 			DynamoDB:                            true,
 			CloudFormation:                      true,
+			SignsHTTPNotifications:              true,
+			HTTPNotificationAttributes:          true,
 		}
 	case "moto":
 		return Capabilities{DynamoDB: true}
