@@ -2,6 +2,7 @@ package patterns_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -82,6 +83,42 @@ func TestHTTPSubscriber(t *testing.T) {
 			if v := got[fmt.Sprintf("event %d", i)]; v != want {
 				t.Errorf("event %d arrived as %q, want %q (HTTPNotificationAttributes=%v)", i, v, want, b.Caps.HTTPNotificationAttributes)
 			}
+		}
+	})
+}
+
+// SNS accepts a publish whatever its HTTP subscribers' health: delivery is
+// asynchronous. moto delivers inline and loses the entry's result when the
+// endpoint refuses the connection; courier then reports the message as not
+// sent, never as sent (localstack/FIDELITY.md).
+func TestPublishWithUnreachableHTTPSubscriber(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		ctx := context.Background()
+		snsClient := b.SNS()
+		topic := b.CreateTopic(t, false, nil)
+		srv := httptest.NewServer(nil)
+		endpoint := srv.URL
+		srv.Close() // nothing listens there now
+		if _, err := snsClient.Subscribe(ctx, &sns.SubscribeInput{
+			TopicArn: aws.String(topic), Protocol: aws.String("http"), Endpoint: aws.String(endpoint),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pub, err := patterns.NewPublisher(snsClient, topic, func(o *patterns.PublisherOptions) { o.EntryRetries = 1 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &patterns.Message{Body: []byte("into the void")}
+		err = pub.Publish(ctx, m)
+		if b.Caps.PublishIndependentOfHTTPSubscribers {
+			if err != nil || m.ID == "" {
+				t.Fatalf("publish with an unreachable subscriber: %v (id %q); SNS accepts it", err, m.ID)
+			}
+			return
+		}
+		var se *patterns.SendError
+		if !errors.As(err, &se) || m.ID != "" {
+			t.Fatalf("PublishIndependentOfHTTPSubscribers=false: want a SendError and no id, got %v (id %q); has the backend been fixed?", err, m.ID)
 		}
 	})
 }

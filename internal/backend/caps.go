@@ -35,6 +35,9 @@ type Capabilities struct {
 	// HTTPNotificationAttributes: notifications POSTed to HTTP subscribers
 	// carry the message attributes.
 	HTTPNotificationAttributes bool
+	// PublishIndependentOfHTTPSubscribers: a publish succeeds while an HTTP
+	// subscriber refuses connections (delivery is asynchronous).
+	PublishIndependentOfHTTPSubscribers bool
 }
 
 // allCaps is AWS: every behaviour as documented.
@@ -64,6 +67,7 @@ func capsFor(name string) Capabilities {
 			CloudFormation:                      true,
 			SignsHTTPNotifications:              true,
 			HTTPNotificationAttributes:          true,
+			PublishIndependentOfHTTPSubscribers: true,
 		}
 	case "moto":
 		return Capabilities{DynamoDB: true}

@@ -25,6 +25,8 @@ type Env struct {
 	Requests *patterns.RequestCounter
 	Trail    *Trail
 	Out      io.Writer // progress lines
+	Endpoint string    // the emulator's endpoint; "" on AWS
+	Backend  string    // COURIER_BACKEND: localstack, moto or aws
 	res      *resources
 }
 
@@ -47,6 +49,7 @@ func Patterns() []Pattern {
 		{Name: "one-way", Title: "One-way messaging", Run: oneWay},
 		{Name: "competing-consumers", Title: "Point-to-point, competing consumers", Run: competingConsumers},
 		{Name: "request-response", Title: "Request-response: return address and correlation id", Run: requestResponse},
+		{Name: "pub-sub", Title: "Publish-subscribe: an HTTP subscriber next to a chained queue", Run: pubSub},
 		{Name: "fan-out", Title: "Publish-subscribe with topic-queue chaining", Run: fanOut},
 		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
 		{Name: "lambda-worker", Title: "Lambda worker under the local event-source runner", Run: lambdaWorker},
@@ -97,6 +100,10 @@ func Run(ctx context.Context, cfg aws.Config, opts Options) ([]Outcome, error) {
 			SNS: sns.NewFromConfig(cfg, func(o *sns.Options) { o.APIOptions = append(o.APIOptions, rc.Install) }),
 			// Set-up requests are not the pattern's: counted apart.
 			Requests: rc, Trail: NewTrail(), Out: opts.Out,
+			Backend: os.Getenv("COURIER_BACKEND"),
+		}
+		if cfg.BaseEndpoint != nil {
+			env.Endpoint = *cfg.BaseEndpoint
 		}
 		env.res = newResources(cfg)
 		fmt.Fprintf(opts.Out, "\n▶ %s\n", p.Title)
