@@ -56,7 +56,19 @@ type Options struct {
 	// takes. Default: 2s, or a tenth of the time the invocation had when
 	// it started if that is less (a 3s function keeps 300ms).
 	DeadlineMargin time.Duration
-	Logger         *slog.Logger
+	// Backoff, with SQS set, spaces the retries of a record whose handler
+	// failed, as ConsumerConfig.Backoff does: before the invocation
+	// returns, the record's visibility timeout is set from its receive
+	// count (ApproximateReceiveCount), so it comes back after the backoff
+	// instead of after the queue's whole visibility timeout. The dead-letter
+	// queue still takes it after maxReceiveCount. Records reported failed
+	// without being started keep the queue's timeout. Example:
+	// patterns.ExponentialBackoff(time.Second, 5*time.Minute).
+	Backoff func(receiveCount int) time.Duration
+	// SQS changes the visibility for Backoff; the function's role needs
+	// sqs:ChangeMessageVisibility and sqs:GetQueueUrl on its queue.
+	SQS    VisibilityAPI
+	Logger *slog.Logger
 }
 
 // WithLogger sets Options.Logger.
@@ -89,8 +101,9 @@ func options(optFns []func(*Options)) Options {
 // Options.Concurrency at a time.
 func SQSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	o := options(optFns)
+	urls := &queueURLs{}
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		b := &batch{h: h, o: o, records: ev.Records, failed: make([]bool, len(ev.Records))}
+		b := &batch{h: h, o: o, records: ev.Records, failed: make([]bool, len(ev.Records)), handlerFailed: make([]bool, len(ev.Records))}
 		b.o.DeadlineMargin = margin(ctx, o.DeadlineMargin)
 		switch {
 		case !isFIFO(ev.Records):
@@ -99,6 +112,9 @@ func SQSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 			b.concurrently(ctx, groups(ev.Records))
 		default:
 			b.inOrder(ctx)
+		}
+		if o.Backoff != nil && o.SQS != nil {
+			b.backoff(ctx, urls)
 		}
 		return b.response(), nil
 	}
@@ -110,6 +126,8 @@ type batch struct {
 	o       Options
 	records []events.SQSMessage
 	failed  []bool // by record index; each run writes only its own records
+	// handlerFailed: the record ran (or could not be decoded) and failed.
+	handlerFailed []bool
 }
 
 func (b *batch) response() events.SQSEventResponse {
@@ -159,6 +177,7 @@ func (b *batch) run(ctx context.Context, idx []int) {
 		if err := b.handle(ctx, rec); err != nil {
 			b.o.Logger.Warn("courier: record failed; Lambda delivers it again", "message_id", rec.MessageId, "queue", rec.EventSourceARN, "err", err)
 			b.failAll(idx[k : k+1])
+			b.handlerFailed[i] = true
 			if len(idx) > k+1 {
 				b.o.Logger.Warn("courier: FIFO: records after a failure not started, to keep their order", "count", len(idx)-k-1, "after_message_id", rec.MessageId)
 				b.failAll(idx[k+1:])
