@@ -18,6 +18,11 @@
 //     Responder, Call, HandleCall, Sweep. The return address and the
 //     correlation id travel in the message; one reply queue per Requester
 //     serves any number of concurrent calls.
+//   - Recipient list (recipientlist.go): RecipientList. Rules written in Go
+//     compute each message's destinations (queues and topics); copies are
+//     batched per destination, checked before any request, and a
+//     destination that fails is reported (RecipientError) while the others
+//     still receive.
 //
 // Options on the core: retry backoff (ConsumerConfig.Backoff,
 // ExponentialBackoff), SQS fair-queue tenant keys (ProducerOptions.TenantKey),

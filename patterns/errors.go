@@ -24,6 +24,11 @@ var (
 	ErrMalformedMessage = errors.New("courier: malformed message")
 	// ErrInvalidQueueURL: a queue URL that is not one.
 	ErrInvalidQueueURL = errors.New("courier: invalid queue URL")
+	// ErrInvalidDestination: a recipient-list destination that is neither
+	// a queue URL nor an SNS topic ARN.
+	ErrInvalidDestination = errors.New("courier: invalid destination")
+	// ErrNoRecipients: a recipient list computed no destination for a message.
+	ErrNoRecipients = errors.New("courier: no recipients")
 	// ErrInvalidGroupID: a missing or malformed FIFO message group id.
 	ErrInvalidGroupID = errors.New("courier: invalid message group id")
 	// ErrInvalidConfig: a configuration that cannot work.
