@@ -103,3 +103,56 @@ func TestBenchFIFO(t *testing.T) {
 		fmt.Printf("BENCH fifo_requests_per_message %.3f req/msg\n", float64(rc.Total())/(groups*per))
 	})
 }
+
+// TestBenchFanOut publishes 1,000 messages to a topic with three chained
+// queues and consumes every copy. It reports the publisher's SNS requests
+// per message (PublishBatch: the minimum is 0.10) and the requests per
+// delivered copy on the consuming side.
+func TestBenchFanOut(t *testing.T) {
+	benchEnabled(t)
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		const n, subscribers = 1000, 3
+		ctx := context.Background()
+		topic := b.CreateTopic(t, false, nil)
+		var pubRC, subRC patterns.RequestCounter
+		var urls []string
+		for range subscribers {
+			q := b.CreateQueue(t, backend.QueueOptions{})
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true}); err != nil {
+				t.Fatal(err)
+			}
+			urls = append(urls, q.URL)
+		}
+		pub, err := patterns.NewPublisher(b.SNS(&pubRC), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := make([]*patterns.Message, n)
+		for i := range msgs {
+			msgs[i] = &patterns.Message{Body: []byte(fmt.Sprintf(`{"event":%d}`, i))}
+		}
+		if err := pub.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		var handled atomic.Int64
+		var stops []func() error
+		for _, url := range urls {
+			c, err := patterns.NewConsumer(b.SQS(&subRC), patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: discardLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stops = append(stops, runFor(t, func(ctx context.Context) error {
+				return c.Run(ctx, func(context.Context, *patterns.Message) error { handled.Add(1); return nil })
+			}))
+		}
+		waitFor(t, 5*time.Minute, "every copy handled", func() bool { return handled.Load() >= n*subscribers })
+		for _, stop := range stops {
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("%s: publish %v, consume %v", b.Name, pubRC.Counts(), subRC.Counts())
+		fmt.Printf("BENCH fanout_publish_requests_per_message %.3f req/msg\n", float64(pubRC.Total())/n)
+		fmt.Printf("BENCH fanout_consume_requests_per_copy %.3f req/msg\n", float64(subRC.Total())/(n*subscribers))
+	})
+}
