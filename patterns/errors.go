@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/courier-aws/courier/patterns/filter"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -20,6 +22,9 @@ var (
 	ErrTooManyAttributes = errors.New("courier: too many message attributes")
 	// ErrMalformedEnvelope: a body that is an SNS notification but cannot be read.
 	ErrMalformedEnvelope = errors.New("courier: malformed SNS envelope")
+	// ErrInvalidFilterPolicy: a filter policy SNS would refuse (the same
+	// value as filter.ErrInvalidPolicy).
+	ErrInvalidFilterPolicy = filter.ErrInvalidPolicy
 	// ErrMalformedMessage: a received message whose courier attributes cannot be read.
 	ErrMalformedMessage = errors.New("courier: malformed message")
 	// ErrInvalidQueueURL: a queue URL that is not one.

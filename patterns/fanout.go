@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/courier-aws/courier/patterns/filter"
 )
 
 // Topic-queue chaining (fan-out): an SNS topic delivers every message to
@@ -26,6 +28,10 @@ type ChainOptions struct {
 	// FilterPolicyScope is "MessageAttributes" (the default) or "MessageBody".
 	FilterPolicy      string
 	FilterPolicyScope string
+	// Filter is a policy built or parsed with package filter (message
+	// filter pattern); it takes precedence over FilterPolicy and carries
+	// its own scope.
+	Filter *filter.Policy
 	// DeadLetterQueueARN, when set, is the subscription's redrive policy:
 	// messages SNS cannot deliver to the queue (deleted queue, denied by
 	// policy, KMS errors) go there instead of being dropped.
@@ -43,13 +49,17 @@ func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicAR
 	if _, err := ParseQueueURL(queueURL); err != nil {
 		return "", err
 	}
-	if o.FilterPolicy != "" && !json.Valid([]byte(o.FilterPolicy)) {
-		return "", fmt.Errorf("%w: filter policy is not JSON", ErrInvalidConfig)
-	}
 	switch o.FilterPolicyScope {
 	case "", "MessageAttributes", "MessageBody":
 	default:
 		return "", fmt.Errorf("%w: filter policy scope %q (want MessageAttributes or MessageBody)", ErrInvalidConfig, o.FilterPolicyScope)
+	}
+	// A policy SNS would refuse fails here, naming the problem, before any
+	// request.
+	if o.Filter == nil && o.FilterPolicy != "" {
+		if o.Filter, err = filter.Parse(o.FilterPolicy, filter.Scope(o.FilterPolicyScope)); err != nil {
+			return "", err
+		}
 	}
 	ga, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(queueURL),
@@ -69,11 +79,9 @@ func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicAR
 		return "", opError("SetQueueAttributes", queueURL, err)
 	}
 	attrs := map[string]string{"RawMessageDelivery": strconv.FormatBool(o.Raw)}
-	if o.FilterPolicy != "" {
-		attrs["FilterPolicy"] = o.FilterPolicy
-		if o.FilterPolicyScope != "" {
-			attrs["FilterPolicyScope"] = o.FilterPolicyScope
-		}
+	if o.Filter != nil {
+		attrs["FilterPolicy"] = o.Filter.JSON()
+		attrs["FilterPolicyScope"] = string(o.Filter.Scope())
 	}
 	if o.DeadLetterQueueARN != "" {
 		rp, _ := json.Marshal(map[string]string{"deadLetterTargetArn": o.DeadLetterQueueARN})
