@@ -51,6 +51,7 @@ func Patterns() []Pattern {
 		{Name: "request-response", Title: "Request-response: return address and correlation id", Run: requestResponse},
 		{Name: "pub-sub", Title: "Publish-subscribe: an HTTP subscriber next to a chained queue", Run: pubSub},
 		{Name: "fan-out", Title: "Publish-subscribe with topic-queue chaining", Run: fanOut},
+		{Name: "filter", Title: "Message filter: SNS subscription filter policies", Run: messageFilter},
 		{Name: "recipient-list", Title: "Recipient list: destinations computed per message", Run: recipientList},
 		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
 		{Name: "lambda-worker", Title: "Lambda worker under the local event-source runner", Run: lambdaWorker},

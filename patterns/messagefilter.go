@@ -1,0 +1,17 @@
+package patterns
+
+// Message filter: a subscriber states which messages it wants, and SNS
+// delivers only those to it; the publisher sends to one topic, unaware of
+// who filters what.
+//
+// The policies live in package filter: build one (filter.Attrs().Key("color",
+// "orange").Build()), or Parse its JSON; either way it is validated against
+// SNS's limits before any request and can be matched locally
+// (Policy.Match) with SNS's semantics, so a test needs no AWS. Chain
+// subscribes a queue with it:
+//
+//	p, err := filter.Attrs().Key("color", "orange").Build()
+//	_, err = patterns.Chain(ctx, snsClient, sqsClient, topicARN, queueURL, patterns.ChainOptions{Filter: p})
+//
+// A policy SNS would refuse fails with ErrInvalidFilterPolicy, naming the
+// key and the rule, before any request.
