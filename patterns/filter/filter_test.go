@@ -83,7 +83,8 @@ func TestMatchAttributes(t *testing.T) {
 		{`{"color":[{"anything-but":["red"]}]}`, map[string]filter.Attr{"color": s("red")}, false},
 		{`{"color":[{"anything-but":["red"]}]}`, nil, false},
 		{`{"color":[{"anything-but":{"prefix":"re"}}]}`, map[string]filter.Attr{"color": s("red")}, false},
-		{`{"color":[{"exists":false}]}`, nil, true},
+		{`{"color":[{"exists":false}]}`, nil, false}, // no attributes at all: no match
+		{`{"color":[{"exists":false}]}`, map[string]filter.Attr{"size": s("L")}, true},
 		{`{"color":[{"exists":false}]}`, map[string]filter.Attr{"color": s("x")}, false},
 		{`{"color":[{"exists":true}]}`, map[string]filter.Attr{"color": s("x")}, true},
 		{`{"price":[{"numeric":[">",10,"<=",20]}]}`, map[string]filter.Attr{"price": n("20")}, true},

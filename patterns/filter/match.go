@@ -184,6 +184,12 @@ func (p *Policy) MatchAttributes(attrs map[string]Attr) bool {
 			return []any{a.Value}, true
 		}
 	}
+	// SNS (Developer Guide, "Key matching"): "exists": false matches a
+	// message that lacks the key but has other attributes; a message with
+	// no attributes at all matches no attribute policy.
+	if len(attrs) == 0 {
+		return false
+	}
 	return matchObject(p.root, "", get)
 }
 
