@@ -323,8 +323,22 @@ type outgoingCopy struct {
 }
 
 func (r *RecipientList) send(ctx context.Context, msgs []*Message, routes [][]Destination) ([]Delivery, error) {
-	byDest := map[Destination][]outgoingCopy{}
-	var order []Destination
+	p, err := r.plan(msgs, routes)
+	if err != nil {
+		return nil, err
+	}
+	return r.deliver(ctx, p)
+}
+
+// routePlan is the copies of one Send, by destination, checked.
+type routePlan struct {
+	order  []Destination
+	byDest map[Destination][]outgoingCopy
+}
+
+// plan makes and checks every copy; a *SendError when any fails.
+func (r *RecipientList) plan(msgs []*Message, routes [][]Destination) (*routePlan, error) {
+	p := &routePlan{byDest: map[Destination][]outgoingCopy{}}
 	var failed []FailedEntry
 	for i, m := range msgs {
 		if m == nil {
@@ -337,10 +351,10 @@ func (r *RecipientList) send(ctx context.Context, msgs []*Message, routes [][]De
 				c := *m
 				c.ID, c.SequenceNumber, c.ReceiptHandle, c.QueueURL, c.TopicARN = "", "", "", "", ""
 				if err = s.check(&c); err == nil {
-					if _, seen := byDest[d]; !seen {
-						order = append(order, d)
+					if _, seen := p.byDest[d]; !seen {
+						p.order = append(p.order, d)
 					}
-					byDest[d] = append(byDest[d], outgoingCopy{index: i, orig: m, m: &c})
+					p.byDest[d] = append(p.byDest[d], outgoingCopy{index: i, orig: m, m: &c})
 					continue
 				}
 			}
@@ -350,7 +364,11 @@ func (r *RecipientList) send(ctx context.Context, msgs []*Message, routes [][]De
 	if len(failed) > 0 {
 		return nil, &SendError{Op: "RecipientList", Resource: "routes", Failed: failed}
 	}
+	return p, nil
+}
 
+// deliver sends a plan, destinations in parallel.
+func (r *RecipientList) deliver(ctx context.Context, p *routePlan) ([]Delivery, error) {
 	var (
 		mu         sync.Mutex
 		wg         sync.WaitGroup
@@ -358,8 +376,8 @@ func (r *RecipientList) send(ctx context.Context, msgs []*Message, routes [][]De
 		destErrs   []DestinationError
 	)
 	sem := make(chan struct{}, r.cfg.Concurrency)
-	for _, d := range order {
-		copies := byDest[d]
+	for _, d := range p.order {
+		copies := p.byDest[d]
 		s, _ := r.sender(d)
 		wg.Add(1)
 		go func() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path"
 	"strings"
@@ -726,6 +727,11 @@ func (o *outbox) flush(ctx context.Context, round []*outgoing) {
 // queue's own account whose names match DefaultReplyQueuePrefix+"*".
 type ResponderConfig struct {
 	ConsumerConfig
+	// Name is how the responder names itself in replies to scatter
+	// requests (ResponderHeader), so that a scatter-gather aggregate says
+	// who answered and who did not. Default: the request queue URL, which
+	// is what a scatterer sending to that queue expects.
+	Name           string
 	AllowReplyTo   []string
 	AllowAccounts  []string
 	AllowNames     []string
@@ -979,15 +985,15 @@ func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 		}
 		s.stats.requests.Add(1)
 		reply, failed := s.call(ctx, h, req)
-		reply = replyTo(req, reply, dest)
+		reply = s.replyTo(req, reply, dest)
 		if err := reply.validate(MaxSQSMessageBytes); err != nil {
-			reply, failed = replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
+			reply, failed = s.replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
 		}
 		err = send(ctx, dest.URL, reply)
 		if unsendable(err) && !failed {
 			// Refused for what the reply is: it would be refused again on
 			// every redelivery. Tell the requester instead.
-			reply, failed = replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
+			reply, failed = s.replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
 			err = send(ctx, dest.URL, reply)
 		}
 		switch {
@@ -1051,6 +1057,21 @@ func (s *Responder) call(ctx context.Context, h RequestHandler, req *Message) (r
 	}
 	_, isErr := rep.Headers[ErrorHeader]
 	return rep, isErr
+}
+
+// replyTo addresses reply to dest as the answer to req and, when req is
+// a scatter request, names the responder in it.
+func (s *Responder) replyTo(req, reply *Message, dest QueueRef) *Message {
+	out := replyTo(req, reply, dest)
+	if req.Header(ScatterHeader) != "" {
+		name := s.cfg.Name
+		if name == "" {
+			name = s.consumer.queue.URL
+		}
+		out.Headers = maps.Clone(out.Headers)
+		out.SetHeader(ResponderHeader, name)
+	}
+	return out
 }
 
 // replyTo addresses a copy of reply to dest as the answer to req.
