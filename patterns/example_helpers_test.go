@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -40,4 +43,28 @@ func exampleQueue(client *sqs.Client, name string, attrs map[string]string) (str
 	return *out.QueueUrl, func() {
 		_, _ = client.DeleteQueue(context.Background(), &sqs.DeleteQueueInput{QueueUrl: out.QueueUrl})
 	}
+}
+
+// exampleTable makes a DynamoDB table shaped for courier's stores (string
+// partition key "pk", TTL on "expiresAt"; infra provisions the same) and
+// returns a client, its name and a function that deletes it.
+func exampleTable() (*dynamodb.Client, string, func()) {
+	b, _ := backend.First()
+	client := b.DynamoDB()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	name := "example-" + hex.EncodeToString(r[:])
+	ctx := context.Background()
+	if _, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+		KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: ddbtypes.KeyTypeHash}},
+		BillingMode:          ddbtypes.BillingModePayPerRequest,
+	}); err != nil {
+		panic(err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(client).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		panic(err)
+	}
+	return client, name, func() { _, _ = client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)}) }
 }

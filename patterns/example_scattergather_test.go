@@ -1,0 +1,163 @@
+package patterns_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/courier-aws/courier/patterns"
+)
+
+// ScatterGather asks three suppliers for a price and gathers their quotes.
+// One supplier is down: the deadline completes the aggregate with the two
+// quotes that came and names the supplier that did not answer.
+func ExampleScatterGather() {
+	sqsClient, snsClient := exampleClients()
+	quotes, done := exampleQueue(sqsClient, "quotes", nil)
+	defer done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+
+	// Each supplier is a request-response Responder on its own queue.
+	prices := map[string]string{"acme": "12.50", "globex": "11.90", "initech": "13.00"}
+	var suppliers []patterns.Destination
+	for _, name := range []string{"acme", "globex", "initech"} {
+		q, done := exampleQueue(sqsClient, name, nil)
+		defer done()
+		suppliers = append(suppliers, patterns.Destination(q))
+		if name == "initech" {
+			continue // down today
+		}
+		r, err := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
+			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
+			Name:           name,
+			AllowReplyTo:   []string{quotes},
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		go r.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+			return &patterns.Message{Body: []byte(prices[name])}, nil
+		})
+	}
+
+	sg, err := patterns.NewScatterGather(sqsClient, snsClient, patterns.ScatterGatherConfig{
+		ResponseQueueURL: quotes,
+		Consumer:         patterns.ConsumerConfig{WaitTime: time.Second, Logger: quiet},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go sg.Run(ctx)
+
+	agg, err := sg.Gather(ctx, &patterns.Message{Body: []byte("price of 100 widgets?")}, patterns.ScatterOptions{
+		To: suppliers,
+		Completion: patterns.Completion{
+			Expected: []string{"acme", "globex", "initech"},
+			Deadline: 3 * time.Second,
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("completed by:", agg.Reason)
+	for _, name := range []string{"acme", "globex"} {
+		for _, r := range agg.Responses {
+			if r.Responder == name {
+				fmt.Println(name, "quotes", string(r.Body))
+			}
+		}
+	}
+	fmt.Println("missing:", strings.Join(agg.Missing, ", "))
+	// Output:
+	// completed by: deadline
+	// acme quotes 12.50
+	// globex quotes 11.90
+	// missing: initech
+}
+
+// Scatterer and Aggregator apart, sharing a DynamoDB store: the scatterer
+// opens each aggregate and sends the requests; any number of aggregators
+// (processes, or concurrent Lambda invocations on the response queue)
+// gather the responses, and the processor runs once per aggregate. Here
+// the quorum is the first two of three answers.
+func ExampleAggregator() {
+	sqsClient, _ := exampleClients()
+	ddb, table, dropTable := exampleTable()
+	defer dropTable()
+	quotes, done := exampleQueue(sqsClient, "quotes", nil)
+	defer done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+
+	var suppliers []patterns.Destination
+	for i := range 3 {
+		q, done := exampleQueue(sqsClient, fmt.Sprint("supplier-", i), nil)
+		defer done()
+		suppliers = append(suppliers, patterns.Destination(q))
+		r, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
+			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
+			AllowReplyTo:   []string{quotes},
+		})
+		go r.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+			return &patterns.Message{Body: []byte("a quote")}, nil
+		})
+	}
+
+	store, err := patterns.NewDynamoDBAggregateStore(ddb, table)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	processed := make(chan *patterns.Aggregate, 10)
+	for range 2 { // two aggregators on one response queue
+		a, err := patterns.NewAggregator(sqsClient, patterns.AggregatorConfig{
+			ConsumerConfig: patterns.ConsumerConfig{QueueURL: quotes, WaitTime: time.Second, Logger: quiet},
+			Store:          store,
+			Processor: func(_ context.Context, a *patterns.Aggregate) error {
+				processed <- a
+				return nil
+			},
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		go a.Run(ctx)
+	}
+
+	sc, err := patterns.NewScatterer(sqsClient, nil, patterns.ScattererConfig{ResponseQueueURL: quotes, Store: store})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cid, err := sc.Scatter(ctx, &patterns.Message{Body: []byte("price?")}, patterns.ScatterOptions{
+		To: suppliers, Completion: patterns.Completion{Quorum: 2},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	a := <-processed
+	fmt.Println("same aggregate:", a.CorrelationID == cid)
+	// A quorum of two, or all three when the third answer was counted
+	// (by the other aggregator) before the completion was claimed.
+	fmt.Println("quorum reached:", len(a.Responses) >= 2)
+	select {
+	case <-processed:
+		fmt.Println("processed twice!")
+	case <-time.After(3 * time.Second): // the third answer comes late: ignored
+		fmt.Println("processed once")
+	}
+	// Output:
+	// same aggregate: true
+	// quorum reached: true
+	// processed once
+}
