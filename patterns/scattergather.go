@@ -1,6 +1,7 @@
 package patterns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -269,7 +270,9 @@ type AggregateStore interface {
 type Processor func(ctx context.Context, a *Aggregate) error
 
 // AggregatorConfig configures an Aggregator: the Consumer of the response
-// queue, the store and the processor.
+// queue, the store and the processor. QueueURL may be empty for an
+// Aggregator that only serves as a Handler (a Lambda function on the
+// response queue); Run needs it.
 type AggregatorConfig struct {
 	ConsumerConfig
 	Store     AggregateStore
@@ -287,8 +290,10 @@ type AggregatorConfig struct {
 
 // Validate reports a configuration that cannot work.
 func (c AggregatorConfig) Validate() error {
-	if err := c.ConsumerConfig.Validate(); err != nil {
-		return err
+	if c.QueueURL != "" {
+		if err := c.ConsumerConfig.Validate(); err != nil {
+			return err
+		}
 	}
 	switch {
 	case c.Store == nil:
@@ -341,26 +346,41 @@ func NewAggregator(client SQSAPI, cfg AggregatorConfig) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c, err := NewConsumer(client, cfg.ConsumerConfig)
-	if err != nil {
-		return nil, err
+	a := &Aggregator{client: client, cfg: cfg, log: cfg.Logger, now: time.Now}
+	if a.log == nil {
+		a.log = slog.Default()
 	}
-	return &Aggregator{client: client, cfg: cfg, consumer: c, log: c.cfg.Logger, now: time.Now}, nil
+	if cfg.QueueURL != "" {
+		c, err := NewConsumer(client, cfg.ConsumerConfig)
+		if err != nil {
+			return nil, err
+		}
+		a.consumer = c
+	}
+	return a, nil
 }
 
 // Stats returns a snapshot of the counters.
 func (a *Aggregator) Stats() AggregatorStats {
 	s := &a.stats
-	return AggregatorStats{
+	st := AggregatorStats{
 		Responses: s.responses.Load(), Duplicates: s.duplicates.Load(), Late: s.late.Load(), Unknown: s.unknown.Load(),
 		Completed: s.completed.Load(), Deadlines: s.deadlines.Load(), ProcessorErrors: s.processorErrors.Load(),
-		Consumer: a.consumer.Stats(),
 	}
+	if a.consumer != nil {
+		st.Consumer = a.consumer.Stats()
+	}
+	return st
 }
 
 // Run consumes the response queue until ctx ends, then shuts down as
 // Consumer.Run does.
-func (a *Aggregator) Run(ctx context.Context) error { return a.consumer.Run(ctx, a.Handler()) }
+func (a *Aggregator) Run(ctx context.Context) error {
+	if a.consumer == nil {
+		return fmt.Errorf("%w: the aggregator has no QueueURL to consume", ErrInvalidConfig)
+	}
+	return a.consumer.Run(ctx, a.Handler())
+}
 
 // Handler returns the aggregator's message handler, for a Lambda function
 // whose event source is the response queue (the Lambda adapter runs it),
@@ -467,7 +487,8 @@ func (a *Aggregator) deadline(ctx context.Context, m *Message) error {
 	case !agg.Complete() && a.now().Before(agg.Deadline):
 		// Not yet (a deadline beyond the 15 minutes SQS can delay, or a
 		// clock ahead of ours): wait again for the rest.
-		return sendDeadline(ctx, a.client, a.cfg.QueueURL, cid, agg.Deadline.Sub(a.now()))
+		q := cmp.Or(m.QueueURL, a.cfg.QueueURL)
+		return sendDeadline(ctx, a.client, q, cid, agg.Deadline.Sub(a.now()))
 	}
 	return a.complete(ctx, cid, CompletedDeadline, m.ID)
 }

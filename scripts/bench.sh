@@ -11,8 +11,10 @@ cleanup() { [[ -n $started ]] && bash scripts/emulator.sh stop "$started" >/dev/
 trap cleanup EXIT
 if [[ $backend != aws ]]; then
 	say "starting $backend"
+	# Stop it afterwards only if this run started it (someone else's
+	# emulator, or one make test left running, stays up).
+	bash scripts/emulator.sh env "$backend" >/dev/null 2>&1 || started=$backend
 	bash scripts/emulator.sh start "$backend"
-	started=$backend
 fi
 mkdir -p bench
 out=bench/last-run.txt

@@ -11,8 +11,10 @@ cleanup() { [[ -n $started ]] && bash scripts/emulator.sh stop "$started" >/dev/
 trap cleanup EXIT
 if [[ $backend != aws ]]; then
 	say "starting $backend (installs it on first use)"
+	# Stop it afterwards only if this run started it (someone else's
+	# emulator, or one make test left running, stays up).
+	bash scripts/emulator.sh env "$backend" >/dev/null 2>&1 || started=$backend
 	bash scripts/emulator.sh start "$backend"
-	started=$backend
 	eval "$(bash scripts/emulator.sh env "$backend")"
 else
 	say "running against AWS with the SDK's default credentials and region (resources are created and removed)"

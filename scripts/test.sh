@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1mcourier: %s\033[0m\n' "$*" >&2; }
 
 started=()
+up=()
 cleanup() {
 	for b in "${started[@]}"; do bash scripts/emulator.sh stop "$b" >/dev/null 2>&1 || true; done
 }
@@ -27,8 +28,12 @@ rm -f .courier/skips.log
 backends=${COURIER_TEST_BACKENDS:-localstack moto}
 for b in $backends; do
 	say "starting $b"
+	# Stopped at the end only if this run started it.
+	was_running=false
+	bash scripts/emulator.sh env "$b" >/dev/null 2>&1 && was_running=true
 	if bash scripts/emulator.sh start "$b"; then
-		started+=("$b")
+		up+=("$b")
+		$was_running || started+=("$b")
 	elif [[ ",${COURIER_REQUIRE_BACKENDS:-}," == *",$b,"* ]]; then
 		say "BACKEND ABSENT: $b could not be started and is required"
 		exit 1
@@ -37,7 +42,7 @@ for b in $backends; do
 	fi
 done
 
-say "unit and integration tests (-race) on: ${started[*]:-no backend}"
+say "unit and integration tests (-race) on: ${up[*]:-no backend}"
 # One process per package; backends run as subtests of each integration test.
 COURIER_BACKEND= go test -race -count=1 -timeout 25m ./...
 

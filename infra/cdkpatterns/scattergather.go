@@ -41,7 +41,9 @@ type ScatterGatherProps struct {
 	Responses QueueWithDLQProps
 	// Results: where the aggregator sends each completed aggregate.
 	Results QueueWithDLQProps
-	// ExpectedResponses completes an aggregate; default len(Responders).
+	// ExpectedResponses completes an aggregate that no scatterer opened
+	// (a quorum of this many); default len(Responders). Aggregates a
+	// patterns.Scatterer opens carry their own rule.
 	ExpectedResponses int
 	// TableKey encrypts the table with a customer managed key; nil: the
 	// AWS-managed key alias/aws/dynamodb.
@@ -67,8 +69,17 @@ type ScatterGather struct {
 	Aggregator QueueFunction
 }
 
-// GrantScatter lets grantee (the scatterer) publish to the scatter topic.
-func (s ScatterGather) GrantScatter(grantee awsiam.IGrantable) { s.Scatter.GrantPublish(grantee) }
+// GrantScatter lets grantee (a patterns.Scatterer) publish to the scatter
+// topic, open aggregates in the table (PutItem, conditional) and send
+// deadline messages to the response queue.
+func (s ScatterGather) GrantScatter(grantee awsiam.IGrantable) {
+	s.Scatter.GrantPublish(grantee)
+	grant(grantee, []string{"dynamodb:PutItem"}, *s.Table.TableArn())
+	if k := s.Table.EncryptionKey(); k != nil {
+		grant(grantee, []string{"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}, *k.KeyArn())
+	}
+	s.Responses.GrantSend(grantee)
+}
 
 // GrantRespond lets grantee (a responder's processor) send to the response queue.
 func (s ScatterGather) GrantRespond(grantee awsiam.IGrantable) { s.Responses.GrantSend(grantee) }
@@ -136,6 +147,9 @@ func NewScatterGather(scope constructs.Construct, id string, props *ScatterGathe
 		grant(aggregator.Role, []string{"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}, *p.TableKey.KeyArn())
 	}
 	results.GrantSend(aggregator.Role)
+	// A deadline message that comes early (a deadline past the 15 minutes
+	// SQS can delay) is sent again to the response queue.
+	responses.GrantSend(aggregator.Role)
 
 	return ScatterGather{Scatter: scatter, Responses: responses, Results: results, Table: table, Aggregator: aggregator}
 }

@@ -53,6 +53,7 @@ func Patterns() []Pattern {
 		{Name: "fan-out", Title: "Publish-subscribe with topic-queue chaining", Run: fanOut},
 		{Name: "filter", Title: "Message filter: SNS subscription filter policies", Run: messageFilter},
 		{Name: "recipient-list", Title: "Recipient list: destinations computed per message", Run: recipientList},
+		{Name: "scatter-gather", Title: "Scatter-gather: price quotes from several suppliers", Run: scatterGather},
 		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
 		{Name: "lambda-worker", Title: "Lambda worker under the local event-source runner", Run: lambdaWorker},
 	}

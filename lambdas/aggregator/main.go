@@ -1,8 +1,9 @@
 // Command aggregator is the gather half of courier's scatter-gather as a
 // Lambda function: an SQS event source mapping (ReportBatchItemFailures
 // on) feeds it responses from the response queue; it groups them by
-// correlation id in a DynamoDB table and sends each completed aggregate to
-// the result queue (functions.Aggregator).
+// correlation id in a DynamoDB table (conditional writes: concurrent
+// invocations complete each aggregate once) and sends each completed
+// aggregate to the result queue (functions.Aggregator).
 //
 // Configuration: the variables lambdas/contract lists for "aggregator"; the
 // AWS SDK's own (region, credentials, AWS_ENDPOINT_URL) from the runtime.
@@ -15,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
@@ -30,10 +32,9 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	// Store nil: the DynamoDB store of COURIER_AGGREGATE_TABLE. Until
-	// scatter-gather provides it, New fails with ErrNoAggregateStore and
-	// the function reports an init error.
-	h, err := functions.New("aggregator", os.Getenv, functions.Deps{SQS: sqs.NewFromConfig(awsCfg), Log: log})
+	h, err := functions.New("aggregator", os.Getenv, functions.Deps{
+		SQS: sqs.NewFromConfig(awsCfg), DynamoDB: dynamodb.NewFromConfig(awsCfg), Log: log,
+	})
 	if err != nil {
 		fail(err)
 	}

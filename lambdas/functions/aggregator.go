@@ -12,21 +12,23 @@ import (
 )
 
 // The aggregator is the gather half of scatter-gather as a Lambda function
-// on the response queue: it groups responses by correlation id and, when
-// an aggregate holds the expected number, sends it to the result queue
-// (the processor's input). Its state lives in an AggregateStore so that
-// many concurrent invocations complete each aggregate once.
+// on the response queue: a patterns.Aggregator whose store is a DynamoDB
+// table (patterns.DynamoDBAggregateStore: conditional writes, so that any
+// number of concurrent invocations complete each aggregate exactly once)
+// and whose processor sends each completed aggregate to the result queue.
 //
-// What this package defines is the Lambda glue and the smallest store
-// interface it needs; the stores themselves (DynamoDB with conditional
-// writes and TTL, in memory) and richer completion rules (quorum,
-// deadline, predicate) belong to scatter-gather in patterns.
+// Aggregates are opened, with their rule (all expected, quorum, deadline),
+// by the patterns.Scatterer that sent the requests. A response to an
+// aggregate no scatterer opened opens one whose rule is a quorum of
+// COURIER_EXPECTED_RESPONSES (for requests sent by other means).
 
 // AggregatorConfig is the aggregator's configuration.
 type AggregatorConfig struct {
 	Table          string // COURIER_AGGREGATE_TABLE: the DynamoDB table of the store
 	ResultQueueURL string // COURIER_RESULT_QUEUE_URL: where completed aggregates go
-	Expected       int    // COURIER_EXPECTED_RESPONSES: responses that complete an aggregate
+	// Expected (COURIER_EXPECTED_RESPONSES) completes aggregates that no
+	// scatterer opened: a quorum of this many responses.
+	Expected int
 }
 
 // LoadAggregatorConfig reads the aggregator's configuration; all three
@@ -53,49 +55,37 @@ func LoadAggregatorConfig(getenv Env) (AggregatorConfig, error) {
 	return c, nil
 }
 
-// Response is one gathered response.
+// Response is one gathered response, as the result message carries it.
 type Response struct {
-	// Key identifies the response within its aggregate: the "responder"
-	// header when the responder sets one (so that a responder that ran
-	// twice counts once), else the SQS message id (so that a redelivery
-	// counts once).
-	Key        string            `json:"key"`
+	// Responder is the responder's name (the "responder" header a
+	// courier Responder sets on replies to scatter requests); empty from
+	// a responder that does not name itself.
+	Responder  string            `json:"responder,omitempty"`
 	MessageID  string            `json:"message_id"`
 	Body       string            `json:"body"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	Error      string            `json:"error,omitempty"` // an error reply's text
 }
 
-// Aggregate is a completed gather, the body sent to the result queue.
+// Aggregate is a completed gather: the body of the result message.
 type Aggregate struct {
 	CorrelationID string     `json:"correlation_id"`
+	Reason        string     `json:"reason"`            // all, quorum, deadline, predicate
+	Missing       []string   `json:"missing,omitempty"` // expected responders that did not answer
 	Responses     []Response `json:"responses"`
 }
 
-// ResponderHeader names the responder in a response, for Response.Key.
-const ResponderHeader = "responder"
-
-// AggregateStore keeps open aggregates. Scatter-gather's stores satisfy it.
-type AggregateStore interface {
-	// Add records r in the aggregate correlationID (a Key already there
-	// counts once) and returns the aggregate to the one Add that completes
-	// it (brings it to expected responses; of concurrent Adds, exactly
-	// one), and again to a later Add of that same message (MessageID: SQS
-	// delivering it again) until MarkProcessed, so that when sending the
-	// aggregate failed, the redelivered response sends it again. Every
-	// other Add returns nil, a duplicate response under another message
-	// id included.
-	Add(ctx context.Context, correlationID string, r Response, expected int) (*Aggregate, error)
-	// MarkProcessed records that the aggregate reached its processor.
-	MarkProcessed(ctx context.Context, correlationID string) error
-}
+// ResponderHeader names the responder in a response.
+const ResponderHeader = patterns.ResponderHeader
 
 // Aggregator returns the aggregator's handler. A response without a
-// correlation id can never complete anything: it is logged and dropped. A
-// store or send error fails the message, which SQS delivers again. A
-// completed aggregate is sent with the correlation id of its request (on
-// a FIFO result queue also as group and deduplication id, so that a
-// retried send within five minutes is dropped by SQS).
-func Aggregator(client patterns.SQSSendAPI, store AggregateStore, cfg AggregatorConfig, log *slog.Logger) (patterns.Handler, error) {
+// correlation id, a late one or a duplicate is logged, counted and
+// deleted. A store or send error fails the message, which SQS delivers
+// again; a completed aggregate whose send failed is sent again on that
+// redelivery. It is sent with the correlation id of its request (on a FIFO
+// result queue also as group and deduplication id, so that a retried send
+// within five minutes is dropped by SQS).
+func Aggregator(client patterns.SQSAPI, store patterns.AggregateStore, cfg AggregatorConfig, log *slog.Logger) (patterns.Handler, error) {
 	results, err := patterns.NewProducer(client, cfg.ResultQueueURL)
 	if err != nil {
 		return nil, err
@@ -104,40 +94,39 @@ func Aggregator(client patterns.SQSSendAPI, store AggregateStore, cfg Aggregator
 	if q, err := patterns.ParseQueueURL(cfg.ResultQueueURL); err == nil {
 		fifo = q.FIFO()
 	}
-	return func(ctx context.Context, m *patterns.Message) error {
-		cid := m.CorrelationID
-		if cid == "" {
-			log.WarnContext(ctx, "response without a correlation id; dropped", "message_id", m.ID)
+	agg, err := patterns.NewAggregator(client, patterns.AggregatorConfig{
+		ConsumerConfig: patterns.ConsumerConfig{Logger: log},
+		Store:          store,
+		Default:        &patterns.Completion{Quorum: cfg.Expected},
+		Processor: func(ctx context.Context, a *patterns.Aggregate) error {
+			body, err := json.Marshal(resultOf(a))
+			if err != nil {
+				return fmt.Errorf("encode aggregate %s: %w", a.CorrelationID, err)
+			}
+			out := &patterns.Message{Body: body, CorrelationID: a.CorrelationID}
+			if fifo {
+				out.GroupID, out.DeduplicationID = a.CorrelationID, a.CorrelationID
+			}
+			if err := results.Send(ctx, out); err != nil {
+				return fmt.Errorf("send aggregate %s: %w", a.CorrelationID, err)
+			}
+			log.InfoContext(ctx, "completed", "correlation_id", a.CorrelationID, "reason", a.Reason,
+				"responses", len(a.Responses), "missing", a.Missing)
 			return nil
-		}
-		key := m.Header(ResponderHeader)
-		if key == "" {
-			key = m.ID
-		}
-		agg, err := store.Add(ctx, cid, Response{Key: key, MessageID: m.ID, Body: string(m.Body), Attributes: attributeValues(m.Attributes)}, cfg.Expected)
-		if err != nil {
-			return fmt.Errorf("courier: aggregator: add response %s to %s: %w", m.ID, cid, err)
-		}
-		if agg == nil {
-			log.InfoContext(ctx, "gathered", "correlation_id", cid, "message_id", m.ID, "key", key)
-			return nil
-		}
-		body, err := json.Marshal(agg)
-		if err != nil {
-			return fmt.Errorf("courier: aggregator: encode aggregate %s: %w", cid, err)
-		}
-		out := &patterns.Message{Body: body, CorrelationID: cid}
-		if fifo {
-			out.GroupID, out.DeduplicationID = cid, cid
-		}
-		if err := results.Send(ctx, out); err != nil {
-			return fmt.Errorf("courier: aggregator: send aggregate %s: %w", cid, err)
-		}
-		if err := store.MarkProcessed(ctx, cid); err != nil {
-			// Sent already: a redelivered response would send it again.
-			log.WarnContext(ctx, "aggregate sent but not marked processed", "correlation_id", cid, "err", err)
-		}
-		log.InfoContext(ctx, "completed", "correlation_id", cid, "responses", len(agg.Responses))
-		return nil
-	}, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return agg.Handler(), nil
+}
+
+func resultOf(a *patterns.Aggregate) Aggregate {
+	out := Aggregate{CorrelationID: a.CorrelationID, Reason: string(a.Reason), Missing: a.Missing, Responses: []Response{}}
+	for _, r := range a.Responses {
+		out.Responses = append(out.Responses, Response{
+			Responder: r.Responder, MessageID: r.MessageID, Body: string(r.Body), Attributes: r.Attributes, Error: r.Error,
+		})
+	}
+	return out
 }

@@ -23,15 +23,17 @@ type Deps struct {
 	// SQS is the client of the responder (replies) and the aggregator
 	// (completed aggregates).
 	SQS patterns.SQSAPI
-	// Store is the aggregator's state. Nil: the DynamoDB table named by
-	// COURIER_AGGREGATE_TABLE, once scatter-gather provides that store.
-	Store AggregateStore
+	// DynamoDB is the client of the aggregator's store, on the table
+	// COURIER_AGGREGATE_TABLE names.
+	DynamoDB patterns.DynamoDBAPI
+	// Store, when set, is the aggregator's store instead (tests).
+	Store patterns.AggregateStore
 	Log   *slog.Logger
 }
 
-// ErrNoAggregateStore: the aggregator was given no store and courier has
-// no DynamoDB aggregate store yet (it comes with scatter-gather).
-var ErrNoAggregateStore = errors.New("courier: no aggregate store: the DynamoDB store comes with scatter-gather")
+// ErrNoAggregateStore: the aggregator was given neither a store nor a
+// DynamoDB client.
+var ErrNoAggregateStore = errors.New("courier: the aggregator needs a DynamoDB client (or a store)")
 
 // NewLogger returns the JSON logger the functions log with, at the level
 // COURIER_LOG_LEVEL names (debug, info, warn, error; default info). JSON,
@@ -69,10 +71,16 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.Store == nil {
-			return nil, fmt.Errorf("%w (table %s)", ErrNoAggregateStore, cfg.Table)
+		store := d.Store
+		if store == nil {
+			if d.DynamoDB == nil {
+				return nil, fmt.Errorf("%w (table %s)", ErrNoAggregateStore, cfg.Table)
+			}
+			if store, err = patterns.NewDynamoDBAggregateStore(d.DynamoDB, cfg.Table); err != nil {
+				return nil, err
+			}
 		}
-		return Aggregator(d.SQS, d.Store, cfg, d.Log)
+		return Aggregator(d.SQS, store, cfg, d.Log)
 	}
 	return nil, fmt.Errorf("%w: no function %q in lambdas/contract", patterns.ErrInvalidConfig, name)
 }

@@ -277,15 +277,17 @@ func TestResponderFunction(t *testing.T) {
 	})
 }
 
-// The aggregator groups responses by correlation id and sends each
-// completed aggregate once to the result queue. The store is in memory
-// here: the DynamoDB store comes with scatter-gather.
+// The aggregator groups responses by correlation id in its DynamoDB table
+// and sends each completed aggregate once to the result queue. Here its
+// aggregates were opened by no scatterer: a quorum of
+// COURIER_EXPECTED_RESPONSES completes them.
 func TestAggregatorFunction(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		table := b.CreateTable(t)
 		responses := b.CreateQueue(t, backend.QueueOptions{})
 		results := b.CreateQueue(t, backend.QueueOptions{})
 		env := map[string]string{
-			contract.EnvAggregateTable:    "courier-aggregates",
+			contract.EnvAggregateTable:    table,
 			contract.EnvResultQueueURL:    results.URL,
 			contract.EnvExpectedResponses: "3",
 		}
@@ -304,7 +306,7 @@ func TestAggregatorFunction(t *testing.T) {
 		)
 		var logs lambdatest.Logs
 		r := lambdatest.Start(t, b, runnerConfig(responses.URL, 5*time.Second),
-			deploy(t, "aggregator", env, functions.Deps{SQS: b.SQS(), Store: newMemoryStore()}, &logs))
+			deploy(t, "aggregator", env, functions.Deps{SQS: b.SQS(), DynamoDB: b.DynamoDB()}, &logs))
 		lambdatest.WaitFor(t, "all seven responses deleted", func() bool { return r.Stats().Deleted == 7 })
 		r.Stop()
 		got := b.Drain(t, results.URL, 2*time.Second)
@@ -324,14 +326,107 @@ func TestAggregatorFunction(t *testing.T) {
 		}
 		keys := map[string]string{}
 		for _, r := range agg.Responses {
-			keys[r.Key] = r.Body
+			keys[r.Responder] = r.Body
 		}
 		want := map[string]string{"r1": `{"cents":100}`, "r2": `{"cents":90}`, "r3": `{"cents":95}`}
-		if agg.CorrelationID != "quote-A" || !maps.Equal(keys, want) {
+		if agg.CorrelationID != "quote-A" || agg.Reason != "quorum" || !maps.Equal(keys, want) {
 			t.Errorf("aggregate %+v", agg)
 		}
 		if h := aws.ToString(got[0].MessageAttributes[patterns.HeaderAttribute].StringValue); !strings.Contains(h, "cid=quote-A") {
 			t.Errorf("the aggregate's courier header %q does not carry the correlation id", h)
+		}
+	})
+}
+
+// Scatter-gather as deployed: a Scatterer opens each aggregate in the
+// DynamoDB table and sends the request to three responder queues; two run
+// the responder function, the third nobody serves; two aggregator
+// invocations at once (a concurrency of two) gather the responses. The
+// deadline completes each aggregate once, with two responses and the
+// third responder named missing.
+func TestScatterGatherFunctions(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		const n = 5
+		table := b.CreateTable(t)
+		responses := b.CreateQueue(t, backend.QueueOptions{})
+		results := b.CreateQueue(t, backend.QueueOptions{})
+		ref, _ := patterns.ParseQueueURL(responses.URL)
+		var to []patterns.Destination
+		for i := range 3 {
+			q := b.CreateQueue(t, backend.QueueOptions{})
+			to = append(to, patterns.Destination(q.URL))
+			if i == 2 {
+				continue // down
+			}
+			env := map[string]string{
+				contract.EnvQueueURL:       q.URL,
+				contract.EnvReplyAllowlist: "arn:aws:sqs:*:" + ref.Account + ":" + ref.Name,
+			}
+			var logs lambdatest.Logs
+			lambdatest.Start(t, b, runnerConfig(q.URL, 5*time.Second), deploy(t, "responder", env, functions.Deps{SQS: b.SQS()}, &logs))
+		}
+		env := map[string]string{
+			contract.EnvAggregateTable:    table,
+			contract.EnvResultQueueURL:    results.URL,
+			contract.EnvExpectedResponses: "3",
+		}
+		var logs lambdatest.Logs
+		h := deploy(t, "aggregator", env, functions.Deps{SQS: b.SQS(), DynamoDB: b.DynamoDB()}, &logs)
+		cfg := runnerConfig(responses.URL, 5*time.Second)
+		cfg.BatchSize = 1 // one response per invocation: the two invocations race on each aggregate
+		lambdatest.Start(t, b, cfg, h)
+		lambdatest.Start(t, b, cfg, h)
+
+		store, err := patterns.NewDynamoDBAggregateStore(b.DynamoDB(), table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := patterns.NewScatterer(b.SQS(), nil, patterns.ScattererConfig{ResponseQueueURL: responses.URL, Store: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cids := map[string]bool{}
+		for i := range n {
+			cid, err := sc.Scatter(context.Background(), &patterns.Message{Body: []byte(fmt.Sprint("quote ", i))},
+				patterns.ScatterOptions{To: to, Completion: patterns.Completion{Deadline: 2 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cids[cid] = true
+		}
+		var got []functions.Aggregate
+		lambdatest.WaitFor(t, "an aggregate per scatter on the result queue", func() bool {
+			for _, m := range b.Drain(t, results.URL, 500*time.Millisecond) {
+				var a functions.Aggregate
+				if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &a); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, a)
+			}
+			return len(got) >= n
+		})
+		time.Sleep(2 * time.Second) // anything sent twice would be there by now
+		got = append(got, func() (out []functions.Aggregate) {
+			for _, m := range b.Drain(t, results.URL, 500*time.Millisecond) {
+				var a functions.Aggregate
+				_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &a)
+				out = append(out, a)
+			}
+			return out
+		}()...)
+		if len(got) != n {
+			t.Fatalf("%d aggregates for %d scatters", len(got), n)
+		}
+		for _, a := range got {
+			if !cids[a.CorrelationID] || a.Reason != "deadline" || len(a.Responses) != 2 || !slices.Equal(a.Missing, []string{string(to[2])}) {
+				t.Errorf("aggregate %+v", a)
+			}
+			delete(cids, a.CorrelationID)
+			for _, r := range a.Responses {
+				if !strings.HasPrefix(r.Body, "echo: quote ") || (r.Responder != string(to[0]) && r.Responder != string(to[1])) {
+					t.Errorf("response %+v", r)
+				}
+			}
 		}
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -208,45 +207,11 @@ func TestSubscriberLogsWhatItGot(t *testing.T) {
 	}
 }
 
-// memoryStore is an AggregateStore in memory, for tests of the glue.
-type memoryStore struct {
-	mu   sync.Mutex
-	aggs map[string]*memAggregate
-}
-
-type memAggregate struct {
-	keys        map[string]bool
-	responses   []functions.Response
-	completedBy string
-	processed   bool
-}
-
-func newMemoryStore() *memoryStore { return &memoryStore{aggs: map[string]*memAggregate{}} }
-
-func (s *memoryStore) Add(_ context.Context, cid string, r functions.Response, expected int) (*functions.Aggregate, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.aggs[cid]
-	if a == nil {
-		a = &memAggregate{keys: map[string]bool{}}
-		s.aggs[cid] = a
+// newMemoryStore is an aggregate store in memory, for tests of the glue.
+func newMemoryStore() patterns.AggregateStore {
+	s, err := patterns.NewMemoryAggregateStore()
+	if err != nil {
+		panic(err)
 	}
-	if !a.keys[r.Key] {
-		a.keys[r.Key] = true
-		a.responses = append(a.responses, r)
-		if len(a.responses) == expected {
-			a.completedBy = r.MessageID
-		}
-	}
-	if a.processed || a.completedBy == "" || a.completedBy != r.MessageID {
-		return nil, nil
-	}
-	return &functions.Aggregate{CorrelationID: cid, Responses: slices.Clone(a.responses)}, nil
-}
-
-func (s *memoryStore) MarkProcessed(_ context.Context, cid string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.aggs[cid].processed = true
-	return nil
+	return s
 }
