@@ -101,6 +101,7 @@ type dynamoAggregate struct {
 // dynamoResponse is one "r:<key>" attribute.
 type dynamoResponse struct {
 	Responder  string            `dynamodbav:"rid,omitempty"`
+	Queue      string            `dynamodbav:"q,omitempty"`
 	MessageID  string            `dynamodbav:"mid"`
 	Body       []byte            `dynamodbav:"body"`
 	Attributes map[string]string `dynamodbav:"attrs,omitempty"`
@@ -165,7 +166,7 @@ func (s *DynamoDBAggregateStore) Open(ctx context.Context, a *Aggregate) error {
 func (s *DynamoDBAggregateStore) Add(ctx context.Context, cid string, r Response, implicit *Aggregate) (AddResult, error) {
 	k := ddbResponse + r.key()
 	rv, err := attributevalue.Marshal(dynamoResponse{
-		Responder: r.Responder, MessageID: r.MessageID, Body: r.Body, Attributes: r.Attributes, Error: r.Error, At: ms(r.ReceivedAt),
+		Responder: r.Responder, Queue: r.Queue, MessageID: r.MessageID, Body: r.Body, Attributes: r.Attributes, Error: r.Error, At: ms(r.ReceivedAt),
 	})
 	if err != nil {
 		return AddResult{}, fmt.Errorf("courier: aggregate %s: encode response: %w", cid, err)
@@ -350,7 +351,7 @@ func (s *DynamoDBAggregateStore) decode(cid string, item map[string]types.Attrib
 			return nil, fmt.Errorf("courier: aggregate %s in %s: response %s: %w", cid, s.table, name, err)
 		}
 		a.Responses = append(a.Responses, Response{
-			Responder: r.Responder, MessageID: r.MessageID, Body: r.Body, Attributes: r.Attributes, Error: r.Error, ReceivedAt: fromMS(r.At),
+			Responder: r.Responder, Queue: r.Queue, MessageID: r.MessageID, Body: r.Body, Attributes: r.Attributes, Error: r.Error, ReceivedAt: fromMS(r.At),
 		})
 	}
 	slices.SortFunc(a.Responses, func(x, y Response) int {

@@ -122,3 +122,31 @@ func ExampleCompetingConsumers() {
 	fmt.Println(len(seen), "messages handled by", len(group.Consumers()), "consumers")
 	// Output: 30 messages handled by 3 consumers
 }
+
+// A Receiver handles one-way messages: each is deleted only after its
+// handler returned nil; a failed one comes back after its visibility
+// timeout (and goes to the DLQ after the queue's maxReceiveCount).
+func ExampleReceiver() {
+	sqsClient, _ := exampleClients()
+	queueURL, done := exampleQueue(sqsClient, "invoices", map[string]string{"VisibilityTimeout": "1"})
+	defer done()
+	sender, _ := patterns.NewSender(sqsClient, queueURL)
+	_, _ = sender.SendBody(context.Background(), []byte("invoice 7"))
+
+	receiver, _ := patterns.NewReceiver(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	attempts := 0
+	_ = receiver.Run(ctx, func(_ context.Context, m *patterns.Message) error {
+		attempts++
+		if attempts == 1 {
+			fmt.Println("attempt 1: failed, left on the queue")
+			return errors.New("ledger unavailable")
+		}
+		fmt.Printf("attempt %d: %s handled, deleted\n", attempts, m.Body)
+		cancel()
+		return nil
+	})
+	// Output:
+	// attempt 1: failed, left on the queue
+	// attempt 2: invoice 7 handled, deleted
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -183,4 +184,47 @@ func ExampleSweep() {
 	fmt.Println(len(deleted), err)
 	// Output:
 	// 0 <nil>
+}
+
+// A Responder answers only return addresses its allowlist names: here
+// one reply queue prefix. A request whose return address is elsewhere is
+// not answered (it is logged, counted in Stats().Rejected and deleted).
+// The Responder's Handler runs the same logic without a consumer, as the
+// handler of a Lambda function on the request queue.
+func ExampleResponder() {
+	sqsClient, _ := exampleClients()
+	requests, done := exampleQueue(sqsClient, "rates", nil)
+	defer done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+
+	responder, err := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
+		ConsumerConfig: patterns.ConsumerConfig{QueueURL: requests, WaitTime: time.Second, Logger: quiet},
+		AllowNames:     []string{"courier-reply-rates-*"}, // reply queues of the rates clients only
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go responder.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+		return &patterns.Message{Body: []byte("1 EUR = 1.08 USD")}, nil
+	})
+
+	client, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{ReplyQueuePrefix: "courier-reply-rates-", Logger: quiet})
+	defer client.Close(context.Background())
+	reqCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	reply, err := client.Request(reqCtx, requests, &patterns.Message{Body: []byte("EUR/USD")})
+	fmt.Println(string(reply.Body), err)
+
+	other, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{ReplyQueuePrefix: "courier-reply-other-", Logger: quiet})
+	defer other.Close(context.Background())
+	shortCtx, stop2 := context.WithTimeout(ctx, 3*time.Second)
+	defer stop2()
+	_, err = other.Request(shortCtx, requests, &patterns.Message{Body: []byte("EUR/USD")})
+	fmt.Println("outside the allowlist:", errors.Is(err, patterns.ErrTimeout), "rejected:", responder.Stats().Rejected)
+	// Output:
+	// 1 EUR = 1.08 USD <nil>
+	// outside the allowlist: true rejected: 1
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -160,4 +161,71 @@ func ExampleAggregator() {
 	// same aggregate: true
 	// quorum reached: true
 	// processed once
+}
+
+// A Scatterer whose destinations a RecipientList computes per request:
+// every request goes to the two carriers, and a fragile parcel also to the
+// specialist. With queues as destinations, every queue sent to is expected
+// to answer; here an Aggregator in the same process shares the store.
+func ExampleScatterer() {
+	sqsClient, snsClient := exampleClients()
+	quotes, done := exampleQueue(sqsClient, "quotes", nil)
+	defer done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+
+	carriers := map[string]patterns.Destination{}
+	for _, name := range []string{"carrier-a", "carrier-b", "specialist"} {
+		q, done := exampleQueue(sqsClient, name, nil)
+		defer done()
+		carriers[name] = patterns.Destination(q)
+		r, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
+			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
+			Name:           name,
+			AllowReplyTo:   []string{quotes},
+		})
+		go r.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+			return &patterns.Message{Body: []byte("ok")}, nil
+		})
+	}
+	route, _ := patterns.NewRecipientList(sqsClient, snsClient, patterns.RecipientListConfig{
+		Route: func(*patterns.Message) []patterns.Destination {
+			return []patterns.Destination{carriers["carrier-a"], carriers["carrier-b"]}
+		},
+		Rules: []patterns.RecipientRule{{
+			Name: "fragile", Match: func(m *patterns.Message) bool { return m.Attr("fragile") == "yes" },
+			To: []patterns.Destination{carriers["specialist"]},
+		}},
+	})
+
+	store, _ := patterns.NewMemoryAggregateStore()
+	completed := make(chan *patterns.Aggregate, 1)
+	agg, _ := patterns.NewAggregator(sqsClient, patterns.AggregatorConfig{
+		ConsumerConfig: patterns.ConsumerConfig{QueueURL: quotes, WaitTime: time.Second, Logger: quiet},
+		Store:          store,
+		Processor:      func(_ context.Context, a *patterns.Aggregate) error { completed <- a; return nil },
+	})
+	go agg.Run(ctx)
+
+	sc, err := patterns.NewScatterer(sqsClient, snsClient, patterns.ScattererConfig{ResponseQueueURL: quotes, Store: store, Recipients: route})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	vase := &patterns.Message{Body: []byte("ship a vase")}
+	vase.SetAttr("fragile", "yes")
+	if _, err := sc.Scatter(ctx, vase, patterns.ScatterOptions{}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	a := <-completed
+	var names []string
+	for _, r := range a.Responses {
+		names = append(names, r.Responder)
+	}
+	slices.Sort(names)
+	fmt.Println(a.Reason, names)
+	// Output:
+	// all [carrier-a carrier-b specialist]
 }

@@ -1070,6 +1070,7 @@ func (s *Responder) replyTo(req, reply *Message, dest QueueRef) *Message {
 		}
 		out.Headers = maps.Clone(out.Headers)
 		out.SetHeader(ResponderHeader, name)
+		out.SetHeader(ResponderQueueHeader, s.consumer.queue.URL)
 	}
 	return out
 }

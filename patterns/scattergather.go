@@ -56,7 +56,11 @@ const ScatterHeader = "scatter"
 
 // ResponderHeader names the responder in a reply to a scatter request:
 // ResponderConfig.Name, or by default the responder's request queue URL.
-const ResponderHeader = "responder"
+// ResponderQueueHeader is that queue's URL, in every such reply.
+const (
+	ResponderHeader      = "responder"
+	ResponderQueueHeader = "responder-queue"
+)
 
 // deadlineHeader marks the deadline message of an aggregate.
 const deadlineHeader = "sg-deadline"
@@ -77,10 +81,10 @@ var (
 // Completion is the rule that completes an aggregate: the first of these
 // that holds. The aggregator's Predicate is a further rule.
 type Completion struct {
-	// Expected names the responders expected to answer (their
-	// ResponderHeader: by default their request queue URL); when all of
-	// them have answered, the aggregate is complete (CompletedAll). A
-	// queue URL and the queue's ARN name the same responder.
+	// Expected names the responders expected to answer, each by its
+	// ResponderConfig.Name or by its request queue (URL or ARN: they name
+	// the same responder); when all of them have answered, the aggregate
+	// is complete (CompletedAll).
 	Expected []string
 	// Quorum completes the aggregate when this many responses came
 	// (CompletedQuorum; first N). With concurrent aggregators a few more
@@ -108,7 +112,12 @@ type Response struct {
 	// Responder is who answered: the reply's ResponderHeader, or, from a
 	// responder that does not name itself, "" (it then counts once per
 	// message).
-	Responder  string            `json:"responder,omitempty"`
+	Responder string `json:"responder,omitempty"`
+	// Queue is the request queue of the responder that answered
+	// (ResponderQueueHeader): the destination the request was sent to, so
+	// that a responder with a Name of its own still answers for its queue
+	// in Expected.
+	Queue      string            `json:"queue,omitempty"`
 	MessageID  string            `json:"message_id"`
 	Body       []byte            `json:"body"`
 	Attributes map[string]string `json:"attributes,omitempty"` // String and Number attributes
@@ -118,13 +127,24 @@ type Response struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
-// key identifies a response within its aggregate: a responder counts
-// once, and a response from an unnamed responder once per message.
+// key identifies a response within its aggregate: a responder (its
+// queue, else its name) counts once, and a response from an unnamed
+// responder once per message.
 func (r Response) key() string {
-	if r.Responder != "" {
+	switch {
+	case r.Queue != "":
+		return responderKey(r.Queue)
+	case r.Responder != "":
 		return responderKey(r.Responder)
 	}
 	return "message:" + r.MessageID
+}
+
+// is reports whether the response came from responder: its name or its
+// queue (URL or ARN).
+func (r Response) is(responder string) bool {
+	k := responderKey(responder)
+	return (r.Responder != "" && responderKey(r.Responder) == k) || (r.Queue != "" && responderKey(r.Queue) == k)
 }
 
 // Aggregate is the state of one scatter-gather: its rule, the responses
@@ -150,12 +170,11 @@ type Aggregate struct {
 // Complete reports whether the aggregate has been completed.
 func (a *Aggregate) Complete() bool { return !a.CompletedAt.IsZero() }
 
-// Answered reports whether responder (a name in Expected, or a
-// ResponderHeader value) has answered.
+// Answered reports whether responder (a name in Expected: a responder's
+// Name, or its request queue's URL or ARN) has answered.
 func (a *Aggregate) Answered(responder string) bool {
-	k := responderKey(responder)
 	for _, r := range a.Responses {
-		if r.Responder != "" && responderKey(r.Responder) == k {
+		if r.is(responder) {
 			return true
 		}
 	}
@@ -398,7 +417,7 @@ func (a *Aggregator) handle(ctx context.Context, m *Message) error {
 		return a.deadline(ctx, m)
 	}
 	r := Response{
-		Responder: m.Header(ResponderHeader), MessageID: m.ID, Body: m.Body,
+		Responder: m.Header(ResponderHeader), Queue: m.Header(ResponderQueueHeader), MessageID: m.ID, Body: m.Body,
 		Error: m.Header(ErrorHeader), ReceivedAt: a.now().UTC(),
 	}
 	if len(m.Attributes) > 0 {

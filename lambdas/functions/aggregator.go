@@ -61,6 +61,7 @@ type Response struct {
 	// courier Responder sets on replies to scatter requests); empty from
 	// a responder that does not name itself.
 	Responder  string            `json:"responder,omitempty"`
+	Queue      string            `json:"queue,omitempty"` // the responder's request queue
 	MessageID  string            `json:"message_id"`
 	Body       string            `json:"body"`
 	Attributes map[string]string `json:"attributes,omitempty"`
@@ -125,7 +126,7 @@ func resultOf(a *patterns.Aggregate) Aggregate {
 	out := Aggregate{CorrelationID: a.CorrelationID, Reason: string(a.Reason), Missing: a.Missing, Responses: []Response{}}
 	for _, r := range a.Responses {
 		out.Responses = append(out.Responses, Response{
-			Responder: r.Responder, MessageID: r.MessageID, Body: string(r.Body), Attributes: r.Attributes, Error: r.Error,
+			Responder: r.Responder, Queue: r.Queue, MessageID: r.MessageID, Body: string(r.Body), Attributes: r.Attributes, Error: r.Error,
 		})
 	}
 	return out
