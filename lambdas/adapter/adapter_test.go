@@ -376,3 +376,40 @@ func TestQueueURL(t *testing.T) {
 		}
 	}
 }
+
+// An idempotent handler under the adapter: the same message twice in one
+// batch (a duplicate SQS delivered together) runs its side effect once; the
+// copy that found it in progress is reported failed, and when SQS delivers
+// it again it is acknowledged without running.
+func TestSQSHandlerIdempotent(t *testing.T) {
+	store := patterns.NewMemoryIdempotencyStore()
+	var effects atomic.Int64
+	entered := make(chan struct{})
+	var once sync.Once
+	h, err := patterns.Idempotent(func(ctx context.Context, m *patterns.Message) error {
+		once.Do(func() { close(entered) })
+		time.Sleep(100 * time.Millisecond) // still running when the copy begins
+		effects.Add(1)
+		return nil
+	}, store, patterns.IdempotencyOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(id, receipt string) events.SQSMessage {
+		return events.SQSMessage{MessageId: id, ReceiptHandle: receipt, Body: "charge 42",
+			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:payments"}
+	}
+	handler := adapter.SQSHandler(h, quiet)
+	resp, err := handler(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec("m-1", "rh-1"), rec("m-1", "rh-2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	if got := failures(t, resp); len(got) != 1 || got[0] != "m-1" || effects.Load() != 1 {
+		t.Errorf("failures %v, %d side effects; want the copy reported failed and one side effect", got, effects.Load())
+	}
+	resp, err = handler(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec("m-1", "rh-3")}})
+	if got := failures(t, resp); err != nil || len(got) != 0 || effects.Load() != 1 {
+		t.Errorf("redelivery: failures %v, err %v, %d side effects; want acknowledged without running", got, err, effects.Load())
+	}
+}
