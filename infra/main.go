@@ -48,6 +48,7 @@ type courier struct {
 	Messaging, Compute awscdk.Stack
 
 	Jobs            cdkpatterns.QueueWithDLQ // one-way / competing consumers
+	JobsIdempotency cdkpatterns.IdempotencyTable
 	Worker          cdkpatterns.QueueFunction
 	RequestResponse cdkpatterns.RequestResponse
 	Orders          cdkpatterns.TopicQueueChain // fan-out with filters
@@ -97,9 +98,14 @@ func newCourier(app constructs.Construct, cfg config) courier {
 	c.Jobs = cdkpatterns.NewQueueWithDLQ(m, "Jobs", &cdkpatterns.QueueWithDLQProps{
 		VisibilityTimeout: cdkpatterns.LambdaVisibilityTimeout(fn),
 	})
+	// Its jobs run once each, however often SQS delivers them: the
+	// worker keeps idempotency records in a table of its own.
+	c.JobsIdempotency = cdkpatterns.NewIdempotencyTable(m, "JobsIdempotency", &cdkpatterns.StateTableProps{RemovalPolicy: cfg.TableRemoval})
 	c.Worker = cdkpatterns.NewQueueFunction(c.Compute, "Worker", &cdkpatterns.QueueFunctionProps{
 		Name: "worker", Queue: c.Jobs, FunctionOptions: fn,
+		Environment: map[string]string{contract.EnvIdempotencyTable: *c.JobsIdempotency.Table.TableName()},
 	})
+	c.JobsIdempotency.Grant(c.Worker.Role)
 
 	// Request-response: the responder answers on requesters' reply queues.
 	c.RequestResponse = cdkpatterns.NewRequestResponse(m, "RequestResponse", &cdkpatterns.RequestResponseProps{

@@ -19,6 +19,7 @@ import (
 
 	"github.com/courier-aws/courier/infra/cdkpatterns"
 	"github.com/courier-aws/courier/infra/internal/infratest"
+	"github.com/courier-aws/courier/lambdas/contract"
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +49,7 @@ type fixture struct {
 	queue, kmsQueue, fifoQueue cdkpatterns.QueueWithDLQ
 	queueSender                awsiam.Role
 	fn                         cdkpatterns.QueueFunction
+	idem                       cdkpatterns.IdempotencyTable
 	rr                         cdkpatterns.RequestResponse
 	chain                      cdkpatterns.TopicQueueChain
 	chainPublisher             awsiam.Role
@@ -114,15 +116,18 @@ func newFixture(t *testing.T) *fixture {
 	fs := f.stacks["Function"]
 	workerQueue := cdkpatterns.NewQueueWithDLQ(fs, "Jobs", &cdkpatterns.QueueWithDLQProps{VisibilityTimeout: awscdk.Duration_Minutes(jsii.Number(5))})
 	one := 2
+	f.idem = cdkpatterns.NewIdempotencyTable(fs, "JobsIdempotency", &cdkpatterns.StateTableProps{Key: key})
 	f.fn = cdkpatterns.NewQueueFunction(fs, "Worker", &cdkpatterns.QueueFunctionProps{
-		Name:  "worker",
-		Queue: workerQueue,
+		Name:        "worker",
+		Queue:       workerQueue,
+		Environment: map[string]string{contract.EnvIdempotencyTable: *f.idem.Table.TableName()},
 		FunctionOptions: cdkpatterns.FunctionOptions{
 			AssetRoot: assets, LogLevel: "debug", Timeout: awscdk.Duration_Seconds(jsii.Number(45)),
 			MemorySize: 512, ReservedConcurrency: &one, Tracing: awslambda.Tracing_ACTIVE,
 			BatchSize: 5, MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(10)), MaxConcurrency: 4,
 		},
 	})
+	f.idem.Grant(f.fn.Role)
 
 	f.rr = cdkpatterns.NewRequestResponse(f.stacks["RequestResponse"], "RR", &cdkpatterns.RequestResponseProps{
 		Responder: fn, FunctionScope: f.stacks["RequestResponseCompute"],

@@ -27,8 +27,10 @@ func TestQueueFunction(t *testing.T) {
 		"ReservedConcurrentExecutions": 2,
 		"TracingConfig":                map[string]any{"Mode": "Active"},
 		"LoggingConfig":                map[string]any{"LogGroup": ref(idOf(st, f.fn.LogGroup.LogGroupName()))},
-		"Environment":                  map[string]any{"Variables": map[string]any{contract.EnvLogLevel: "debug"}},
-		"Tags":                         []any{map[string]any{"Key": cdkpatterns.FunctionTag, "Value": "worker"}},
+		"Environment": map[string]any{"Variables": map[string]any{
+			contract.EnvLogLevel: "debug", contract.EnvIdempotencyTable: ref(idOf(st, f.idem.Table.TableName())),
+		}},
+		"Tags": []any{map[string]any{"Key": cdkpatterns.FunctionTag, "Value": "worker"}},
 	})
 	f.has(t, "Function", "AWS::Logs::LogGroup", map[string]any{"RetentionInDays": 30})
 	f.has(t, "Function", "AWS::Lambda::EventSourceMapping", map[string]any{
@@ -39,12 +41,15 @@ func TestQueueFunction(t *testing.T) {
 		"ScalingConfig":                  map[string]any{"MaximumConcurrency": 4},
 	})
 
-	// The role: no managed policy; its queue, its logs, and X-Ray
-	// (Tracing ACTIVE), nothing else.
+	// The role: no managed policy; its queue, its logs, X-Ray (Tracing
+	// ACTIVE), and its idempotency table (items only) and that table's
+	// key, nothing else.
 	role := idOf(st, f.fn.Role.RoleName())
 	f.has(t, "Function", "AWS::IAM::Role", map[string]any{"ManagedPolicyArns": assertions.Match_Absent()})
 	got := policyActions(t, tpl, role)
 	want := []string{
+		"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+		"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
 		"logs:CreateLogStream", "logs:PutLogEvents",
 		"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage",
 		"xray:PutTelemetryRecords", "xray:PutTraceSegments",

@@ -75,9 +75,7 @@ type ScatterGather struct {
 func (s ScatterGather) GrantScatter(grantee awsiam.IGrantable) {
 	s.Scatter.GrantPublish(grantee)
 	grant(grantee, []string{"dynamodb:PutItem"}, *s.Table.TableArn())
-	if k := s.Table.EncryptionKey(); k != nil {
-		grant(grantee, []string{"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}, *k.KeyArn())
-	}
+	grantTableKey(grantee, s.Table.EncryptionKey())
 	s.Responses.GrantSend(grantee)
 }
 
@@ -111,24 +109,7 @@ func NewScatterGather(scope constructs.Construct, id string, props *ScatterGathe
 	responses := NewQueueWithDLQ(c, "Responses", &p.Responses)
 	results := NewQueueWithDLQ(c, "Results", &p.Results)
 
-	tp := &awsdynamodb.TableProps{
-		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(AggregateTablePartitionKey), Type: awsdynamodb.AttributeType_STRING},
-		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
-		TimeToLiveAttribute: jsii.String(AggregateTableTTLAttribute),
-		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
-			PointInTimeRecoveryEnabled: jsii.Bool(true),
-		},
-		Encryption:    awsdynamodb.TableEncryption_AWS_MANAGED,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	}
-	if p.TableRemovalPolicy != "" {
-		tp.RemovalPolicy = p.TableRemovalPolicy
-	}
-	if p.TableKey != nil {
-		tp.Encryption = awsdynamodb.TableEncryption_CUSTOMER_MANAGED
-		tp.EncryptionKey = p.TableKey
-	}
-	table := awsdynamodb.NewTable(c, jsii.String("Aggregates"), tp)
+	table := newStateTable(c, "Aggregates", StateTableProps{Key: p.TableKey, RemovalPolicy: p.TableRemovalPolicy})
 
 	aggregator := NewQueueFunction(functionScope(c, p.FunctionScope, id), "Aggregator", &QueueFunctionProps{
 		Name:  "aggregator",
@@ -141,11 +122,7 @@ func NewScatterGather(scope constructs.Construct, id string, props *ScatterGathe
 		FunctionOptions: p.Aggregator,
 	})
 	grant(aggregator.Role, aggregatorTableActions, *table.TableArn())
-	if p.TableKey != nil {
-		// CDK's table grants add kms:ReEncrypt* and kms:GenerateDataKey*;
-		// DynamoDB needs these, for the caller, on a customer managed key.
-		grant(aggregator.Role, []string{"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}, *p.TableKey.KeyArn())
-	}
+	grantTableKey(aggregator.Role, p.TableKey)
 	results.GrantSend(aggregator.Role)
 	// A deadline message that comes early (a deadline past the 15 minutes
 	// SQS can delay) is sent again to the response queue.

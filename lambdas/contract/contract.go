@@ -17,8 +17,12 @@ const (
 	EnvAggregateTable = "COURIER_AGGREGATE_TABLE"
 	// EnvResultQueueURL is where the aggregator's processor sends completed aggregates.
 	EnvResultQueueURL = "COURIER_RESULT_QUEUE_URL"
-	// EnvExpectedResponses is how many responses complete an aggregate.
+	// EnvExpectedResponses is how many responses complete an aggregate
+	// that no scatterer opened.
 	EnvExpectedResponses = "COURIER_EXPECTED_RESPONSES"
+	// EnvIdempotencyTable is the DynamoDB table of the worker's
+	// idempotency records; empty: the worker is not idempotent.
+	EnvIdempotencyTable = "COURIER_IDEMPOTENCY_TABLE"
 )
 
 // Function describes one Lambda function in lambdas/: its directory name
@@ -31,7 +35,7 @@ type Function struct {
 // Functions lists every function courier ships.
 func Functions() []Function {
 	return []Function{
-		{Name: "worker", Env: []string{EnvLogLevel}},
+		{Name: "worker", Env: []string{EnvLogLevel, EnvIdempotencyTable}},
 		{Name: "responder", Env: []string{EnvLogLevel, EnvQueueURL, EnvReplyAllowlist}},
 		{Name: "aggregator", Env: []string{EnvLogLevel, EnvAggregateTable, EnvResultQueueURL, EnvExpectedResponses}},
 		{Name: "subscriber", Env: []string{EnvLogLevel}},

@@ -23,9 +23,13 @@ type Deps struct {
 	// SQS is the client of the responder (replies) and the aggregator
 	// (completed aggregates).
 	SQS patterns.SQSAPI
-	// DynamoDB is the client of the aggregator's store, on the table
-	// COURIER_AGGREGATE_TABLE names.
-	DynamoDB patterns.DynamoDBAPI
+	// DynamoDB is the client of the aggregator's store (the table
+	// COURIER_AGGREGATE_TABLE names) and of the worker's idempotency
+	// records (COURIER_IDEMPOTENCY_TABLE).
+	DynamoDB interface {
+		patterns.DynamoDBAPI
+		patterns.DynamoDBIdempotencyAPI
+	}
 	// Store, when set, is the aggregator's store instead (tests).
 	Store patterns.AggregateStore
 	Log   *slog.Logger
@@ -57,7 +61,18 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 	}
 	switch name {
 	case "worker":
-		return Worker(d.Log), nil
+		table := getenv(contract.EnvIdempotencyTable)
+		if table == "" {
+			return Worker(d.Log), nil
+		}
+		if d.DynamoDB == nil {
+			return nil, fmt.Errorf("%w: %s=%s but no DynamoDB client", patterns.ErrInvalidConfig, contract.EnvIdempotencyTable, table)
+		}
+		store, err := patterns.NewDynamoDBIdempotencyStore(d.DynamoDB, table)
+		if err != nil {
+			return nil, err
+		}
+		return patterns.Idempotent(Worker(d.Log), store, patterns.IdempotencyOptions{Logger: d.Log})
 	case "subscriber":
 		return Subscriber(d.Log), nil
 	case "responder":

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/courier-aws/courier/internal/backend"
@@ -427,6 +428,42 @@ func TestScatterGatherFunctions(t *testing.T) {
 					t.Errorf("response %+v", r)
 				}
 			}
+		}
+	})
+}
+
+// The worker with COURIER_IDEMPOTENCY_TABLE: a job SQS delivers twice
+// (its visibility timeout expired before the delete) is handled once; the
+// second delivery is acknowledged as already handled.
+func TestWorkerFunctionIdempotent(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		table := b.CreateTable(t)
+		q := b.CreateQueue(t, backend.QueueOptions{VisibilityTimeout: time.Second})
+		sendAll(t, b, q.URL, &patterns.Message{Body: []byte(`{"job":"invoice 9"}`)})
+		var logs lambdatest.Logs
+		h := deploy(t, "worker", map[string]string{contract.EnvIdempotencyTable: table}, functions.Deps{DynamoDB: b.DynamoDB()}, &logs)
+		receipts := map[string]bool{}
+		for delivery := range 2 {
+			var got []types.Message
+			lambdatest.WaitFor(t, "the job delivered", func() bool {
+				out, err := b.SQS().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+					QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1, MessageSystemAttributeNames: []types.MessageSystemAttributeName{"All"},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = out.Messages
+				return len(got) == 1
+			})
+			receipts[aws.ToString(got[0].ReceiptHandle)] = true
+			resp, err := h(context.Background(), localrunner.Event(got, q.ARN))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("delivery %d: %v %+v", delivery+1, err, resp)
+			}
+			// Not deleted: as if the delete were lost; it comes back.
+		}
+		if handled, skipped := len(logs.Lines("handled")), len(logs.Lines("courier: already handled; skipped")); len(receipts) != 2 || handled != 1 || skipped != 1 {
+			t.Errorf("%d deliveries: handled %d times, skipped %d; want 2 deliveries, handled once", len(receipts), handled, skipped)
 		}
 	})
 }

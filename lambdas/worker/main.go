@@ -1,17 +1,23 @@
 // Command worker is courier's one-way worker as a Lambda function: an SQS
 // event source mapping (ReportBatchItemFailures on) feeds it batches from
-// its queue; functions.Worker says what it does with each message.
+// its queue; functions.Worker says what it does with each message. With
+// COURIER_IDEMPOTENCY_TABLE set it runs each message once
+// (patterns.Idempotent on a DynamoDB store), whatever SQS redelivers.
 //
 // Configuration: the variables lambdas/contract lists for "worker".
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
+	"github.com/courier-aws/courier/lambdas/contract"
 	"github.com/courier-aws/courier/lambdas/functions"
 )
 
@@ -20,7 +26,15 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	h, err := functions.New("worker", os.Getenv, functions.Deps{Log: log})
+	d := functions.Deps{Log: log}
+	if os.Getenv(contract.EnvIdempotencyTable) != "" {
+		awsCfg, err := config.LoadDefaultConfig(context.Background())
+		if err != nil {
+			fail(err)
+		}
+		d.DynamoDB = dynamodb.NewFromConfig(awsCfg)
+	}
+	h, err := functions.New("worker", os.Getenv, d)
 	if err != nil {
 		fail(err)
 	}
