@@ -18,7 +18,7 @@ type acker struct {
 	c       *Consumer
 	vis     time.Duration
 	mu      sync.Mutex
-	deletes []string
+	deletes []pendingDelete
 	changes map[int32][]string // visibility changes by timeout (0: release)
 	timer   *time.Timer
 	sem     chan struct{}
@@ -27,17 +27,25 @@ type acker struct {
 	cancel  context.CancelFunc
 }
 
+// pendingDelete is a handled message's receipt handle, and what to do once
+// SQS confirmed its deletion (nil: nothing).
+type pendingDelete struct {
+	handle string
+	after  func(context.Context)
+}
+
 func newAcker(c *Consumer, vis time.Duration) *acker {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &acker{c: c, vis: vis, sem: make(chan struct{}, 4), ctx: ctx, cancel: cancel}
 }
 
-// delete schedules the deletion of a handled message.
-func (a *acker) delete(handle string) {
+// delete schedules the deletion of a handled message; after, if not nil,
+// runs once SQS confirmed it.
+func (a *acker) delete(handle string, after func(context.Context)) {
 	a.mu.Lock()
-	a.deletes = append(a.deletes, handle)
+	a.deletes = append(a.deletes, pendingDelete{handle, after})
 	full := len(a.deletes) >= MaxBatchEntries
-	var batch []string
+	var batch []pendingDelete
 	if full {
 		batch, a.deletes = a.deletes, nil
 	} else {
@@ -123,10 +131,10 @@ func (a *acker) close() {
 	a.cancel()
 }
 
-func (a *acker) deleteBatch(ctx context.Context, handles []string) {
+func (a *acker) deleteBatch(ctx context.Context, handles []pendingDelete) {
 	entries := make([]types.DeleteMessageBatchRequestEntry, len(handles))
 	for i, h := range handles {
-		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(entryID(i)), ReceiptHandle: aws.String(h)}
+		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(entryID(i)), ReceiptHandle: aws.String(h.handle)}
 	}
 	q := a.c.queue.URL
 	out, err := a.c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
@@ -136,6 +144,11 @@ func (a *acker) deleteBatch(ctx context.Context, handles []string) {
 		return
 	}
 	a.c.stats.deleted.Add(int64(len(out.Successful)))
+	for _, s := range out.Successful {
+		if i, ok := entryIndex(s.Id, len(handles)); ok && handles[i].after != nil {
+			handles[i].after(ctx)
+		}
+	}
 	if len(out.Failed) > 0 {
 		a.c.stats.deleteErrors.Add(int64(len(out.Failed)))
 		f := out.Failed[0]

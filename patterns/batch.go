@@ -83,6 +83,8 @@ type batcher struct {
 	fifo         bool
 	validate     func(*Message) error // destination-specific checks
 	send         batchSendFunc
+	claim        *ClaimCheck // offloads large bodies, when set
+	sharedClaims bool        // a topic's: every subscription shares the objects
 }
 
 type indexed struct {
@@ -91,6 +93,14 @@ type indexed struct {
 }
 
 func (b *batcher) sendAll(ctx context.Context, msgs []*Message) error {
+	if b.claim != nil {
+		return b.claim.sendThrough(ctx, b, msgs, b.sharedClaims)
+	}
+	return b.sendDirect(ctx, msgs)
+}
+
+// sendDirect sends msgs as they are.
+func (b *batcher) sendDirect(ctx context.Context, msgs []*Message) error {
 	var failed []FailedEntry
 	for i, m := range msgs {
 		err := m.validate(b.maxMessage)

@@ -23,6 +23,11 @@ type Handler func(ctx context.Context, m *Message) error
 // ConsumerConfig configures a Consumer. Zero values take the defaults.
 type ConsumerConfig struct {
 	QueueURL string
+	// ClaimCheck, when set, resolves claim-check pointers (the Extended
+	// Client format) before the handler sees a message, and removes the
+	// object after the message is deleted where it may (see ClaimCheck).
+	// A pointer whose object cannot be read fails the message.
+	ClaimCheck *ClaimCheck
 	// Workers is how many handlers run at once. Default 10.
 	Workers int
 	// MaxInFlight bounds the messages received and not yet finished
@@ -366,6 +371,9 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			return
 		}
 		err := f.parseErr
+		if err == nil && c.cfg.ClaimCheck != nil {
+			err = c.cfg.ClaimCheck.Resolve(handlerCtx, f.msg)
+		}
 		if err == nil {
 			err = c.call(handlerCtx, h, f.msg)
 		}
@@ -373,7 +381,11 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 		slots.release(1)
 		if err == nil {
 			c.stats.handled.Add(1)
-			a.delete(f.msg.ReceiptHandle)
+			var after func(context.Context)
+			if cc, m := c.cfg.ClaimCheck, f.msg; cc != nil && m.Offloaded != nil {
+				after = func(ctx context.Context) { cc.afterDelete(ctx, m) }
+			}
+			a.delete(f.msg.ReceiptHandle, after)
 			continue
 		}
 		c.stats.failed.Add(1)

@@ -20,6 +20,7 @@ func ExampleIdempotent() {
 	queueURL, done := exampleQueue(sqsClient, "payments", map[string]string{"VisibilityTimeout": "2"})
 	defer done()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
 
 	charged := 0

@@ -93,6 +93,12 @@ type Message struct {
 	SentAt        time.Time
 	QueueURL      string
 	TopicARN      string // set when the message came through SNS with raw delivery off
+	// Offloaded is where the body was kept in S3 (claim check): set on a
+	// message sent through S3 and on a received one whose pointer was
+	// resolved.
+	Offloaded *S3Pointer
+
+	claimOwned bool // its S3 object is this queue's alone (ClaimCheck)
 }
 
 // Header returns the pattern header key, or "".

@@ -32,7 +32,11 @@ type ProducerOptions struct {
 	// it to keep one noisy tenant from delaying the others' messages; the
 	// queue needs no other setting, and order is not affected.
 	TenantKey func(*Message) string
-	Logger    *slog.Logger
+	// ClaimCheck, when set, sends bodies too large for the queue (or
+	// above its Threshold) through S3, with a pointer in the Extended
+	// Client format.
+	ClaimCheck *ClaimCheck
+	Logger     *slog.Logger
 }
 
 // Producer sends messages to one SQS queue in batches
@@ -69,6 +73,7 @@ func NewProducer(client SQSSendAPI, queueURL string, optFns ...func(*ProducerOpt
 		maxMessage: o.MaxMessageBytes, maxBatch: MaxSQSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: q.FIFO(), validate: p.validate, send: p.sendBatch,
+		claim: o.ClaimCheck,
 	}
 	return p, nil
 }

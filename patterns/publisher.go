@@ -43,6 +43,11 @@ type PublisherOptions struct {
 	// EntryRetries and RetryBackoff: as for ProducerOptions.
 	EntryRetries int
 	RetryBackoff time.Duration
+	// ClaimCheck, when set, publishes bodies above 256 KiB (or its
+	// Threshold) through S3, with a pointer in the Extended Client
+	// format. Every subscription shares the object: no consumer removes
+	// it (a lifecycle rule on the bucket does).
+	ClaimCheck *ClaimCheck
 }
 
 // Publisher publishes messages to one SNS topic in batches (PublishBatch:
@@ -75,6 +80,7 @@ func NewPublisher(client SNSPublishAPI, topicARN string, optFns ...func(*Publish
 		maxMessage: MaxSNSMessageBytes, maxBatch: MaxSNSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: t.FIFO(), validate: p.validate, send: p.publishBatch,
+		claim: o.ClaimCheck, sharedClaims: true,
 	}
 	return p, nil
 }

@@ -67,8 +67,14 @@ type Options struct {
 	Backoff func(receiveCount int) time.Duration
 	// SQS changes the visibility for Backoff; the function's role needs
 	// sqs:ChangeMessageVisibility and sqs:GetQueueUrl on its queue.
-	SQS    VisibilityAPI
-	Logger *slog.Logger
+	SQS VisibilityAPI
+	// ClaimCheck resolves claim-check pointers (the Extended Client
+	// format) before the handler sees a record; a pointer whose object
+	// cannot be read fails the record. Objects are not removed here: the
+	// event source mapping deletes the message after the invocation, so
+	// the bucket's lifecycle rule expires them.
+	ClaimCheck *patterns.ClaimCheck
+	Logger     *slog.Logger
 }
 
 // WithLogger sets Options.Logger.
@@ -220,6 +226,11 @@ func (b *batch) handle(ctx context.Context, rec events.SQSMessage) (err error) {
 	if err != nil {
 		return err
 	}
+	if b.o.ClaimCheck != nil {
+		if err := b.o.ClaimCheck.Resolve(ctx, m); err != nil {
+			return err
+		}
+	}
 	return safeCall(ctx, b.h, m)
 }
 
@@ -320,6 +331,9 @@ func SNSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 		var errs []string
 		for _, rec := range ev.Records {
 			m, err := snsMessage(rec.SNS)
+			if err == nil && o.ClaimCheck != nil {
+				err = o.ClaimCheck.Resolve(ctx, m)
+			}
 			if err == nil {
 				err = safeCall(ctx, h, m)
 			}

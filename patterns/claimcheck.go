@@ -1,0 +1,330 @@
+package patterns
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// Claim check: a body larger than the destination takes goes to S3, and
+// the message carries a pointer to it, in the wire format of the AWS
+// SQS/SNS Extended Client libraries (Java, Python, .NET), so that Go and
+// other services share queues and topics both ways:
+//
+//	body:      ["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]
+//	attribute: ExtendedPayloadSize (Number): the size of the original body
+//
+// (older clients write SQSLargePayloadSize; both are read.) The consumer
+// side (ConsumerConfig.ClaimCheck, the Lambda adapter's Options.ClaimCheck,
+// or Resolve) fetches the body back before the handler sees the message,
+// through SNS fan-out too, raw or enveloped.
+//
+// Lifecycle: an object is removed only after the message that points to it
+// was deleted, never before (the Java client's known pitfall), and only
+// when courier's Producer wrote it for a single queue. Objects published
+// through SNS are shared by every subscription and are never removed by a
+// consumer; neither are those of other writers, nor any in Lambda (the
+// event source mapping deletes the message after the invocation, out of
+// the handler's sight). Give the bucket a lifecycle rule that expires
+// objects after the longest time a message may live (the queue's
+// retention, 14 days at most, plus DLQ redrive time).
+
+// Wire format of the Extended Client libraries.
+const (
+	// ExtendedPayloadSizeAttribute is the attribute that marks a pointer
+	// message and holds the original body's size.
+	ExtendedPayloadSizeAttribute = "ExtendedPayloadSize"
+	// LegacyPayloadSizeAttribute is its name in older clients, read too.
+	LegacyPayloadSizeAttribute = "SQSLargePayloadSize"
+	payloadPointerClass        = "software.amazon.payloadoffloading.PayloadS3Pointer"
+	// claimHeader marks the pointers courier's Producer wrote for one
+	// queue ("queue"): the consumer may remove those objects after delete.
+	claimHeader = "claim"
+)
+
+// ErrPayloadUnavailable: a pointer message's S3 object could not be read
+// (missing, access denied). The message is not deleted: it comes again
+// and, if the object stays missing, goes to the dead-letter queue.
+var ErrPayloadUnavailable = errors.New("courier: claim check: offloaded payload unavailable")
+
+// S3Pointer locates an offloaded body.
+type S3Pointer struct {
+	Bucket string `json:"s3BucketName"`
+	Key    string `json:"s3Key"`
+}
+
+// ClaimCheckAPI is the part of *s3.Client the claim check uses.
+type ClaimCheckAPI interface {
+	manager.UploadAPIClient
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+var _ ClaimCheckAPI = (*s3.Client)(nil)
+
+// ClaimCheckOptions shapes a ClaimCheck.
+type ClaimCheckOptions struct {
+	// Threshold: bodies whose message (body plus attributes) is larger go
+	// to S3. Default 0: what the destination takes (SQS 1 MiB, SNS 256
+	// KiB). Set 262144 to match the other Extended Clients' default.
+	Threshold int
+	// Always sends every body through S3.
+	Always bool
+	// KeyPrefix goes before each object's key (a random id).
+	KeyPrefix string
+	// KeepObjects leaves every object in place after delete (a lifecycle
+	// rule expires them).
+	KeepObjects bool
+	// MaxPayloadBytes is the largest body offloaded; default 2 GiB, the
+	// Extended Clients' limit.
+	MaxPayloadBytes int
+}
+
+// ClaimCheck offloads large bodies to an S3 bucket and resolves pointers.
+// Give it to ProducerOptions.ClaimCheck, PublisherOptions.ClaimCheck,
+// ConsumerConfig.ClaimCheck or the Lambda adapter's Options.ClaimCheck.
+type ClaimCheck struct {
+	client   ClaimCheckAPI
+	uploader *manager.Uploader
+	bucket   string
+	o        ClaimCheckOptions
+}
+
+// NewClaimCheck returns a ClaimCheck on bucket.
+func NewClaimCheck(client ClaimCheckAPI, bucket string, optFns ...func(*ClaimCheckOptions)) (*ClaimCheck, error) {
+	o := ClaimCheckOptions{MaxPayloadBytes: 2 << 30}
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	switch {
+	case client == nil:
+		return nil, fmt.Errorf("%w: nil S3 client", ErrInvalidConfig)
+	case bucket == "":
+		return nil, fmt.Errorf("%w: claim check needs a bucket", ErrInvalidConfig)
+	case o.Threshold < 0 || o.MaxPayloadBytes <= 0:
+		return nil, fmt.Errorf("%w: claim check options %+v", ErrInvalidConfig, o)
+	}
+	return &ClaimCheck{client: client, uploader: manager.NewUploader(client), bucket: bucket, o: o}, nil
+}
+
+// Bucket returns the bucket bodies go to.
+func (c *ClaimCheck) Bucket() string { return c.bucket }
+
+// offloads reports whether m goes through S3 on a destination that takes
+// limit bytes.
+func (c *ClaimCheck) offloads(m *Message, limit int) bool {
+	if c.o.Always {
+		return true
+	}
+	t := c.o.Threshold
+	if t == 0 || t > limit {
+		t = limit
+	}
+	return wireSize(m.Body, m.wireAttributes()) > t
+}
+
+// sendThrough sends msgs with b, offloading the bodies that need it
+// first. Bad input and failed uploads fail the call before any message is
+// sent; an object whose message was then not sent is removed.
+func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Message, shared bool) error {
+	var big []int
+	for i, m := range msgs {
+		if m != nil && c.offloads(m, b.maxMessage) {
+			big = append(big, i)
+		}
+	}
+	if len(big) == 0 {
+		return b.sendDirect(ctx, msgs)
+	}
+	var failed []FailedEntry
+	for _, i := range big {
+		m := msgs[i]
+		err := m.validate(c.o.MaxPayloadBytes)
+		if err == nil && len(m.wireAttributes()) >= MaxAttributes {
+			err = fmt.Errorf("%w: %d attributes and the claim check needs one more (%s), the limit is %d",
+				ErrTooManyAttributes, len(m.wireAttributes()), ExtendedPayloadSizeAttribute, MaxAttributes)
+		}
+		if err != nil {
+			failed = append(failed, FailedEntry{Index: i, Message: m, Err: err})
+		}
+	}
+	if len(failed) > 0 {
+		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+	}
+
+	// Upload, four at a time.
+	ptrs := make([]S3Pointer, len(big))
+	errs := make([]error, len(big))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for j, i := range big {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ptrs[j], errs[j] = c.put(ctx, msgs[i].Body)
+		})
+	}
+	wg.Wait()
+	for j, i := range big {
+		if errs[j] != nil {
+			failed = append(failed, FailedEntry{Index: i, Message: msgs[i], Err: errs[j]})
+		}
+	}
+	if len(failed) > 0 {
+		for j := range big {
+			if errs[j] == nil {
+				c.remove(context.WithoutCancel(ctx), ptrs[j])
+			}
+		}
+		return &SendError{Op: "PutObject", Resource: c.bucket, Failed: failed}
+	}
+
+	out := slices.Clone(msgs)
+	copies := map[int]*Message{}
+	for j, i := range big {
+		m := *msgs[i]
+		body, _ := json.Marshal([]any{payloadPointerClass, ptrs[j]})
+		m.Body = body
+		m.Attributes = maps.Clone(msgs[i].Attributes)
+		if m.Attributes == nil {
+			m.Attributes = map[string]Attribute{}
+		}
+		m.Attributes[ExtendedPayloadSizeAttribute] = NumberAttr(float64(len(msgs[i].Body)))
+		m.Headers = maps.Clone(msgs[i].Headers)
+		if !shared {
+			m.SetHeader(claimHeader, "queue")
+		}
+		if b.fifo && m.DeduplicationID == "" {
+			// The pointer differs on every send; deduplicate by the payload.
+			sum := sha256.Sum256(msgs[i].Body)
+			m.DeduplicationID = hex.EncodeToString(sum[:])
+		}
+		out[i], copies[i] = &m, &m
+	}
+	err := b.sendDirect(ctx, out)
+	notSent := map[int]bool{}
+	var se *SendError
+	if errors.As(err, &se) {
+		for k, f := range se.Failed {
+			notSent[f.Index] = true
+			se.Failed[k].Message = msgs[f.Index]
+		}
+	}
+	for j, i := range big {
+		if notSent[i] {
+			c.remove(context.WithoutCancel(ctx), ptrs[j])
+			continue
+		}
+		msgs[i].ID, msgs[i].SequenceNumber = copies[i].ID, copies[i].SequenceNumber
+		p := ptrs[j]
+		msgs[i].Offloaded = &p
+	}
+	return err
+}
+
+func (c *ClaimCheck) put(ctx context.Context, body []byte) (S3Pointer, error) {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	p := S3Pointer{Bucket: c.bucket, Key: c.o.KeyPrefix + hex.EncodeToString(r[:])}
+	_, err := c.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key), Body: bytes.NewReader(body)})
+	if err != nil {
+		return p, fmt.Errorf("courier: claim check: upload to s3://%s/%s: %w", p.Bucket, p.Key, err)
+	}
+	return p, nil
+}
+
+// remove deletes an object, best effort: a lifecycle rule is the backstop.
+func (c *ClaimCheck) remove(ctx context.Context, p S3Pointer) {
+	_, _ = c.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
+}
+
+// ParseS3Pointer reads a pointer body of the Extended Client format. ok is
+// false when body is not one.
+func ParseS3Pointer(body []byte) (p S3Pointer, ok bool) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 || b[0] != '[' {
+		return p, false
+	}
+	var parts []json.RawMessage
+	if json.Unmarshal(b, &parts) != nil || len(parts) != 2 {
+		return p, false
+	}
+	var class string
+	if json.Unmarshal(parts[0], &class) != nil || class != payloadPointerClass {
+		return p, false
+	}
+	if json.Unmarshal(parts[1], &p) != nil || p.Bucket == "" || p.Key == "" {
+		return S3Pointer{}, false
+	}
+	return p, true
+}
+
+// Resolve replaces the body of a pointer message with the offloaded
+// payload and records where it came from in m.Offloaded; other messages
+// are left alone. A message is a pointer when it has the
+// ExtendedPayloadSize (or SQSLargePayloadSize) attribute and its body is
+// a pointer; the attribute is removed, as the other clients do.
+func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
+	attr := ExtendedPayloadSizeAttribute
+	a, ok := m.Attributes[attr]
+	if !ok {
+		attr = LegacyPayloadSizeAttribute
+		if a, ok = m.Attributes[attr]; !ok {
+			return nil
+		}
+	}
+	p, ok := ParseS3Pointer(m.Body)
+	if !ok {
+		return fmt.Errorf("%w: message %s has %s but its body is not an S3 pointer", ErrMalformedMessage, m.ID, attr)
+	}
+	out, err := c.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) || strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "NotFound") {
+			return fmt.Errorf("%w: s3://%s/%s does not exist (message %s)", ErrPayloadUnavailable, p.Bucket, p.Key, m.ID)
+		}
+		return fmt.Errorf("%w: s3://%s/%s: %w", ErrPayloadUnavailable, p.Bucket, p.Key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return fmt.Errorf("%w: s3://%s/%s: read: %w", ErrPayloadUnavailable, p.Bucket, p.Key, err)
+	}
+	if n, err := strconv.ParseInt(a.Value, 10, 64); err == nil && n != int64(len(body)) {
+		return fmt.Errorf("%w: s3://%s/%s holds %d bytes, the message says %d", ErrPayloadUnavailable, p.Bucket, p.Key, len(body), n)
+	}
+	m.Body = body
+	m.Attributes = maps.Clone(m.Attributes)
+	delete(m.Attributes, attr)
+	if len(m.Attributes) == 0 {
+		m.Attributes = nil
+	}
+	m.Offloaded = &p
+	m.claimOwned = m.Header(claimHeader) == "queue" && m.TopicARN == ""
+	return nil
+}
+
+// afterDelete removes the object of a message that was deleted, when the
+// consumer may: courier wrote it for this queue alone.
+func (c *ClaimCheck) afterDelete(ctx context.Context, m *Message) {
+	if c.o.KeepObjects || m.Offloaded == nil || !m.claimOwned {
+		return
+	}
+	c.remove(ctx, *m.Offloaded)
+}
