@@ -85,6 +85,7 @@ type batcher struct {
 	send         batchSendFunc
 	claim        *ClaimCheck // offloads large bodies, when set
 	sharedClaims bool        // a topic's: every subscription shares the objects
+	tracer       Tracer
 }
 
 type indexed struct {
@@ -92,7 +93,12 @@ type indexed struct {
 	m *Message
 }
 
-func (b *batcher) sendAll(ctx context.Context, msgs []*Message) error {
+func (b *batcher) sendAll(ctx context.Context, msgs []*Message) (err error) {
+	if b.tracer != nil {
+		var end func(error)
+		ctx, end = b.tracer.StartSend(ctx, b.resource, msgs)
+		defer func() { end(err) }()
+	}
 	if b.claim != nil {
 		return b.claim.sendThrough(ctx, b, msgs, b.sharedClaims)
 	}

@@ -28,6 +28,9 @@ type ConsumerConfig struct {
 	// object after the message is deleted where it may (see ClaimCheck).
 	// A pointer whose object cannot be read fails the message.
 	ClaimCheck *ClaimCheck
+	// Tracer, when set, runs each handler in a span that continues the
+	// trace the message carries (patterns/oteltrace).
+	Tracer Tracer
 	// Workers is how many handlers run at once. Default 10.
 	Workers int
 	// MaxInFlight bounds the messages received and not yet finished
@@ -375,7 +378,7 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			err = c.cfg.ClaimCheck.Resolve(handlerCtx, f.msg)
 		}
 		if err == nil {
-			err = c.call(handlerCtx, h, f.msg)
+			err = c.traced(handlerCtx, h, f.msg)
 		}
 		tr.remove(f)
 		slots.release(1)
@@ -403,6 +406,17 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			return
 		}
 	}
+}
+
+// traced runs h through call, in the Tracer's span when there is one.
+func (c *Consumer) traced(ctx context.Context, h Handler, m *Message) error {
+	if c.cfg.Tracer == nil {
+		return c.call(ctx, h, m)
+	}
+	ctx, end := c.cfg.Tracer.StartProcess(ctx, m)
+	err := c.call(ctx, h, m)
+	end(err)
+	return err
 }
 
 // call runs h, turning a panic into an error.

@@ -37,6 +37,7 @@ func DecodeSQSMessage(r SQSRecord, raw bool) (*Message, error) {
 	m.GroupID = sys["MessageGroupId"]
 	m.DeduplicationID = sys["MessageDeduplicationId"]
 	m.SequenceNumber = sys["SequenceNumber"]
+	m.AWSTraceHeader = sys["AWSTraceHeader"]
 	if !raw && looksLikeSNSEnvelope(m.Body) {
 		if err := unwrapSNSEnvelope(m); err != nil {
 			return m, err

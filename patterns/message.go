@@ -72,8 +72,12 @@ type Message struct {
 	// Headers carries further pattern headers (for example "error" on an
 	// error reply). Keys and values travel in one message attribute.
 	Headers map[string]string
-	// TraceParent is a W3C traceparent carried across the queue.
+	// TraceParent is a W3C traceparent carried across the queue (see
+	// Tracer; TraceState goes with it).
 	TraceParent string
+	// AWSTraceHeader is the X-Ray trace header SQS gives a message sent
+	// from a traced AWS service (set on receive).
+	AWSTraceHeader string
 
 	// GroupID is the message group (FIFO queues and topics; the tenant key
 	// of fair queues on standard queues).

@@ -36,7 +36,10 @@ type ProducerOptions struct {
 	// above its Threshold) through S3, with a pointer in the Extended
 	// Client format.
 	ClaimCheck *ClaimCheck
-	Logger     *slog.Logger
+	// Tracer, when set, traces each Send and carries the trace context in
+	// the messages (patterns/oteltrace).
+	Tracer Tracer
+	Logger *slog.Logger
 }
 
 // Producer sends messages to one SQS queue in batches
@@ -73,7 +76,7 @@ func NewProducer(client SQSSendAPI, queueURL string, optFns ...func(*ProducerOpt
 		maxMessage: o.MaxMessageBytes, maxBatch: MaxSQSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: q.FIFO(), validate: p.validate, send: p.sendBatch,
-		claim: o.ClaimCheck,
+		claim: o.ClaimCheck, tracer: o.Tracer,
 	}
 	return p, nil
 }

@@ -48,6 +48,9 @@ type PublisherOptions struct {
 	// format. Every subscription shares the object: no consumer removes
 	// it (a lifecycle rule on the bucket does).
 	ClaimCheck *ClaimCheck
+	// Tracer, when set, traces each Publish and carries the trace context
+	// in the messages (patterns/oteltrace).
+	Tracer Tracer
 }
 
 // Publisher publishes messages to one SNS topic in batches (PublishBatch:
@@ -80,7 +83,7 @@ func NewPublisher(client SNSPublishAPI, topicARN string, optFns ...func(*Publish
 		maxMessage: MaxSNSMessageBytes, maxBatch: MaxSNSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: t.FIFO(), validate: p.validate, send: p.publishBatch,
-		claim: o.ClaimCheck, sharedClaims: true,
+		claim: o.ClaimCheck, sharedClaims: true, tracer: o.Tracer,
 	}
 	return p, nil
 }

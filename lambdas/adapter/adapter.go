@@ -74,7 +74,10 @@ type Options struct {
 	// event source mapping deletes the message after the invocation, so
 	// the bucket's lifecycle rule expires them.
 	ClaimCheck *patterns.ClaimCheck
-	Logger     *slog.Logger
+	// Tracer runs each record's handler in a span that continues the
+	// trace the message carries (patterns/oteltrace).
+	Tracer patterns.Tracer
+	Logger *slog.Logger
 }
 
 // WithLogger sets Options.Logger.
@@ -231,7 +234,18 @@ func (b *batch) handle(ctx context.Context, rec events.SQSMessage) (err error) {
 			return err
 		}
 	}
-	return safeCall(ctx, b.h, m)
+	return tracedCall(ctx, b.o.Tracer, b.h, m)
+}
+
+// tracedCall runs h through safeCall, in the Tracer's span when there is one.
+func tracedCall(ctx context.Context, t patterns.Tracer, h patterns.Handler, m *patterns.Message) error {
+	if t == nil {
+		return safeCall(ctx, h, m)
+	}
+	ctx, end := t.StartProcess(ctx, m)
+	err := safeCall(ctx, h, m)
+	end(err)
+	return err
 }
 
 // safeCall runs h, turning a panic into an error: a panicking handler
@@ -335,7 +349,7 @@ func SNSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 				err = o.ClaimCheck.Resolve(ctx, m)
 			}
 			if err == nil {
-				err = safeCall(ctx, h, m)
+				err = tracedCall(ctx, o.Tracer, h, m)
 			}
 			if err != nil {
 				o.Logger.Warn("courier: SNS record failed", "message_id", rec.SNS.MessageID, "topic", rec.SNS.TopicArn, "err", err)
