@@ -21,10 +21,15 @@ type acker struct {
 	deletes []pendingDelete
 	changes map[int32][]string // visibility changes by timeout (0: release)
 	timer   *time.Timer
-	sem     chan struct{}
-	wg      sync.WaitGroup
-	ctx     context.Context // not cancelled by Run's context: acks must land
-	cancel  context.CancelFunc
+	jobs    chan func(context.Context) // to the senders
+	wg      sync.WaitGroup             // jobs not yet done
+	senders sync.WaitGroup
+	// flushing is held (read) by a timer's flush; closed, set under it
+	// (write) by close, stops later timer flushes.
+	flushing sync.RWMutex
+	closed   bool
+	ctx      context.Context // not cancelled by Run's context: acks must land
+	cancel   context.CancelFunc
 }
 
 // pendingDelete is a handled message's receipt handle, and what to do once
@@ -34,9 +39,23 @@ type pendingDelete struct {
 	after  func(context.Context)
 }
 
+// ackSenders is how many requests an acker has in flight at most. They
+// are long-lived goroutines rather than one per request: an SDK call runs
+// deep, and a fresh goroutine's stack would grow (and be copied) on each.
+const ackSenders = 4
+
 func newAcker(c *Consumer, vis time.Duration) *acker {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &acker{c: c, vis: vis, sem: make(chan struct{}, 4), ctx: ctx, cancel: cancel}
+	a := &acker{c: c, vis: vis, jobs: make(chan func(context.Context)), ctx: ctx, cancel: cancel}
+	for range ackSenders {
+		a.senders.Go(func() {
+			for fn := range a.jobs {
+				fn(a.ctx)
+				a.wg.Done()
+			}
+		})
+	}
+	return a
 }
 
 // delete schedules the deletion of a handled message; after, if not nil,
@@ -83,7 +102,17 @@ func (a *acker) setVisibility(handle string, secs int32) {
 
 func (a *acker) armLocked() {
 	if a.timer == nil {
-		a.timer = time.AfterFunc(a.c.cfg.AckInterval, a.flush)
+		a.timer = time.AfterFunc(a.c.cfg.AckInterval, a.timerFlush)
+	}
+}
+
+// timerFlush is flush from the timer: it runs under flushing, so that
+// close can wait for one that already fired, and not at all once closed.
+func (a *acker) timerFlush() {
+	a.flushing.RLock()
+	defer a.flushing.RUnlock()
+	if !a.closed {
+		a.flush()
 	}
 }
 
@@ -112,11 +141,7 @@ func (a *acker) flush() {
 
 func (a *acker) send(fn func(context.Context)) {
 	a.wg.Add(1)
-	a.sem <- struct{}{}
-	go func() {
-		defer func() { <-a.sem; a.wg.Done() }()
-		fn(a.ctx)
-	}()
+	a.jobs <- fn
 }
 
 // close flushes everything pending and waits for it.
@@ -126,8 +151,15 @@ func (a *acker) close() {
 		a.timer.Stop()
 	}
 	a.mu.Unlock()
+	// A timer that fired before Stop may be flushing: wait for it, and
+	// keep any later one from sending after the senders are gone.
+	a.flushing.Lock()
+	a.closed = true
+	a.flushing.Unlock()
 	a.flush()
 	a.wg.Wait()
+	close(a.jobs)
+	a.senders.Wait()
 	a.cancel()
 }
 

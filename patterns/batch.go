@@ -124,6 +124,15 @@ func (b *batcher) sendDirect(ctx context.Context, msgs []*Message) error {
 	}
 
 	lanes := b.lanes(msgs)
+	if len(lanes) == 1 {
+		// One lane: send it here, not in a goroutine of its own (an SDK
+		// call runs deep; a fresh goroutine's stack grows on each).
+		if failed = b.sendLane(ctx, lanes[0]); len(failed) == 0 {
+			return nil
+		}
+		sortFailed(failed)
+		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+	}
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"sort"
 	"strings"
@@ -53,6 +54,7 @@ const (
 const (
 	headerCorrelationID = "cid"
 	headerReturnAddress = "ra"
+	headerTraceParent   = "tp" // the traceparent, when it has no room of its own
 )
 
 // Message is what courier sends and what a Handler receives: the body, the
@@ -159,6 +161,8 @@ func (m *Message) decodeHeaders(s string) error {
 			m.CorrelationID = vals[0]
 		case headerReturnAddress:
 			m.ReturnAddress = vals[0]
+		case headerTraceParent:
+			m.TraceParent = vals[0]
 		default:
 			m.SetHeader(k, vals[0])
 		}
@@ -167,11 +171,29 @@ func (m *Message) decodeHeaders(s string) error {
 }
 
 // wireAttributes returns the attributes as they go on the wire: the user's
-// plus courier's own.
+// plus courier's own. The traceparent has an attribute of its own, for
+// other tracers to read, unless that would pass the ten SQS and SNS
+// allow: then it rides in courier's header, or, when the user's attributes
+// take all ten, it is left out, so that tracing never makes a message fail.
 func (m *Message) wireAttributes() map[string]Attribute {
 	h := m.encodeHeaders()
 	if h == "" && m.TraceParent == "" {
 		return m.Attributes
+	}
+	if m.TraceParent != "" {
+		n := len(m.Attributes) + 1
+		if h != "" {
+			n++
+		}
+		if n > MaxAttributes {
+			c := *m
+			c.TraceParent = ""
+			if h != "" || len(m.Attributes) < MaxAttributes {
+				c.Headers = maps.Clone(m.Headers)
+				c.SetHeader(headerTraceParent, m.TraceParent)
+			} // else no room at all: the trace context is left out
+			return c.wireAttributes()
+		}
 	}
 	out := make(map[string]Attribute, len(m.Attributes)+2)
 	for k, a := range m.Attributes {

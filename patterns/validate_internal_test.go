@@ -2,6 +2,7 @@ package patterns
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,44 @@ func TestClassifyCode(t *testing.T) {
 	} {
 		if got := ClassifyCode(code); got != want {
 			t.Errorf("%s: %v, want %v", code, got, want)
+		}
+	}
+}
+
+// Trace context never makes a message fail: without room for its own
+// attribute the traceparent rides in courier's header (and comes back on
+// decode), and with no room at all it is left out.
+func TestTraceParentAttributeBudget(t *testing.T) {
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for _, c := range []struct {
+		user      int
+		cid       bool
+		own, kept bool
+	}{
+		{user: 8, cid: true, own: true, kept: true},
+		{user: 9, cid: false, own: true, kept: true},
+		{user: 9, cid: true, own: false, kept: true},
+		{user: 10, cid: false, own: false, kept: false},
+	} {
+		m := &Message{Body: []byte("x"), TraceParent: tp}
+		if c.cid {
+			m.CorrelationID = "c-1"
+		}
+		for i := range c.user {
+			m.SetAttr(fmt.Sprint("a", i), "v")
+		}
+		if err := m.validate(MaxSQSMessageBytes); err != nil {
+			t.Errorf("%d user attributes, cid %v: %v", c.user, c.cid, err)
+			continue
+		}
+		wire := m.wireAttributes()
+		_, own := wire[TraceParentAttribute]
+		back := &Message{Attributes: wire}
+		if err := back.takeCourierAttributes(); err != nil {
+			t.Fatal(err)
+		}
+		if own != c.own || (back.TraceParent == tp) != c.kept || len(wire) > MaxAttributes {
+			t.Errorf("%d user attributes, cid %v: own attribute %v, carried %v, %d attributes", c.user, c.cid, own, back.TraceParent == tp, len(wire))
 		}
 	}
 }

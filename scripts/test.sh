@@ -51,7 +51,13 @@ FUZZTIME=${FUZZTIME:-5s} bash scripts/fuzz.sh
 
 if [[ -f perf/go.mod ]]; then
 	say "fault-injection suite (perf/: toxiproxy, total-queue checker)"
-	(cd perf && go vet ./... && go test -race -count=1 -timeout 20m ./...)
+	# -v for the FAULTS lines (sent, handled, duplicates, lost per scenario).
+	set +e
+	(cd perf && go vet ./... && go test -race -count=1 -v -timeout 20m ./...) |
+		grep -E '^(FAULTS|--- (FAIL|PASS)|ok|FAIL|panic)|^\s+\S+_test\.go:'
+	status=${PIPESTATUS[0]}
+	set -e
+	[[ $status -eq 0 ]] || { say "fault suite failed"; exit 1; }
 fi
 
 if [[ -f infra/go.mod ]]; then

@@ -1,0 +1,377 @@
+package perf
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go/middleware"
+	"gocloud.dev/pubsub"
+	"gocloud.dev/pubsub/awssnssqs"
+
+	"github.com/courier-aws/courier/internal/backend"
+	"github.com/courier-aws/courier/patterns"
+)
+
+func benchEnabled(t *testing.T) {
+	if os.Getenv("COURIER_BENCH") != "1" {
+		t.Skip("benchmark: run with make bench (COURIER_BENCH=1)")
+	}
+}
+
+// cannedSQS answers SQS's JSON protocol from memory: SendMessageBatch
+// accepts every entry, ReceiveMessage returns ten messages, DeleteMessageBatch
+// deletes every entry. It measures the client's own cost, with no network
+// and no emulator.
+type cannedSQS struct{ n atomic.Int64 }
+
+const cannedBody = `{"order":42,"pad":"0123456789012345678901234567890123456789"}`
+
+func md5hex(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func (c *cannedSQS) RoundTrip(r *http.Request) (*http.Response, error) {
+	var in struct {
+		Entries []struct {
+			ID          string `json:"Id"`
+			MessageBody string
+		}
+	}
+	body, _ := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	_ = json.Unmarshal(body, &in)
+	var out any
+	switch target := r.Header.Get("X-Amz-Target"); target {
+	case "AmazonSQS.SendMessageBatch":
+		var ok []map[string]string
+		for _, e := range in.Entries {
+			ok = append(ok, map[string]string{"Id": e.ID, "MessageId": fmt.Sprint("m-", c.n.Add(1)), "MD5OfMessageBody": md5hex(e.MessageBody)})
+		}
+		out = map[string]any{"Successful": ok}
+	case "AmazonSQS.ReceiveMessage":
+		var msgs []map[string]any
+		for range 10 {
+			id := c.n.Add(1)
+			msgs = append(msgs, map[string]any{"MessageId": fmt.Sprint("m-", id), "ReceiptHandle": fmt.Sprint("rh-", id),
+				"Body": cannedBody, "MD5OfBody": md5hex(cannedBody), "Attributes": map[string]string{"ApproximateReceiveCount": "1"}})
+		}
+		out = map[string]any{"Messages": msgs}
+	case "AmazonSQS.DeleteMessageBatch":
+		var ok []map[string]string
+		for _, e := range in.Entries {
+			ok = append(ok, map[string]string{"Id": e.ID})
+		}
+		out = map[string]any{"Successful": ok}
+	case "AmazonSQS.GetQueueAttributes":
+		out = map[string]any{"Attributes": map[string]string{"VisibilityTimeout": "30"}}
+	default:
+		out = map[string]any{}
+	}
+	b, _ := json.Marshal(out)
+	return &http.Response{StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: r,
+		Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}}, Body: io.NopCloser(bytes.NewReader(b)), ContentLength: int64(len(b))}, nil
+}
+
+const cannedQueue = "https://sqs.us-east-1.amazonaws.com/123456789012/bench"
+
+func cannedClient() *sqs.Client {
+	return sqs.New(sqs.Options{
+		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient: &http.Client{Transport: &cannedSQS{}}, BaseEndpoint: aws.String("https://sqs.us-east-1.amazonaws.com"),
+	})
+}
+
+// courierRoundTrip sends n messages with a Producer and handles n with a
+// Consumer, against the canned transport.
+func courierRoundTrip(n int) {
+	client := cannedClient()
+	p, _ := patterns.NewProducer(client, cannedQueue)
+	msgs := make([]*patterns.Message, 10)
+	for i := 0; i < n; i += 10 {
+		for j := range msgs {
+			msgs[j] = &patterns.Message{Body: []byte(cannedBody)}
+		}
+		if err := p.Send(context.Background(), msgs...); err != nil {
+			panic(err)
+		}
+	}
+	c, _ := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: cannedQueue, WaitTime: time.Second, Logger: quiet()})
+	ctx, cancel := context.WithCancel(context.Background())
+	var handled atomic.Int64
+	_ = c.Run(ctx, func(context.Context, *patterns.Message) error {
+		if handled.Add(1) == int64(n) {
+			cancel()
+		}
+		return nil
+	})
+}
+
+// sdkRoundTrip is the plain aws-sdk-go-v2 batched loop doing the same work.
+func sdkRoundTrip(n int) {
+	client := cannedClient()
+	ctx := context.Background()
+	for i := 0; i < n; i += 10 {
+		entries := make([]types.SendMessageBatchRequestEntry, 10)
+		for j := range entries {
+			entries[j] = types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j)), MessageBody: aws.String(cannedBody)}
+		}
+		if _, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(cannedQueue), Entries: entries}); err != nil {
+			panic(err)
+		}
+	}
+	for handled := 0; handled < n; {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(cannedQueue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			panic(err)
+		}
+		entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
+		for j, m := range out.Messages {
+			entries[j] = types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j)), ReceiptHandle: m.ReceiptHandle}
+		}
+		if _, err := client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(cannedQueue), Entries: entries}); err != nil {
+			panic(err)
+		}
+		handled += len(out.Messages)
+	}
+}
+
+func BenchmarkClientCourier(b *testing.B) {
+	b.ReportAllocs()
+	courierRoundTrip(max(b.N/10*10, 10))
+}
+
+func BenchmarkClientSDK(b *testing.B) {
+	b.ReportAllocs()
+	sdkRoundTrip(max(b.N/10*10, 10))
+}
+
+// cpuCost runs fn and returns the process CPU time (user+system) and
+// allocations it took per message.
+func cpuCost(n int, fn func(int)) (time.Duration, float64) {
+	runtime.GC()
+	var before, after syscall.Rusage
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	fn(n)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	runtime.ReadMemStats(&m1)
+	cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
+	return cpu / time.Duration(n), float64(m1.Mallocs-m0.Mallocs) / float64(n)
+}
+
+// TestBenchClientCost: courier's Producer+Consumer vs the plain SDK
+// batched loop, per message sent, received and deleted, on the canned
+// transport. The best of three runs each.
+func TestBenchClientCost(t *testing.T) {
+	benchEnabled(t)
+	const n = 20000
+	best := func(fn func(int)) (time.Duration, float64) {
+		var d time.Duration
+		var a float64
+		for i := range 3 {
+			c, al := cpuCost(n, fn)
+			if i == 0 || c < d {
+				d, a = c, al
+			}
+		}
+		return d, a
+	}
+	courierCPU, courierAllocs := best(courierRoundTrip)
+	sdkCPU, sdkAllocs := best(sdkRoundTrip)
+	t.Logf("courier %v/msg %.0f allocs; sdk %v/msg %.0f allocs", courierCPU, courierAllocs, sdkCPU, sdkAllocs)
+	fmt.Printf("BENCH client_cpu_ratio_vs_sdk %.2f x\n", float64(courierCPU)/float64(sdkCPU))
+	fmt.Printf("BENCH client_ns_per_message %d ns\n", courierCPU.Nanoseconds())
+	fmt.Printf("BENCH client_sdk_ns_per_message %d ns\n", sdkCPU.Nanoseconds())
+	fmt.Printf("BENCH client_allocs_per_message %.0f allocs\n", courierAllocs)
+	fmt.Printf("BENCH client_sdk_allocs_per_message %.0f allocs\n", sdkAllocs)
+}
+
+// opCounter counts operations by name, with their start times.
+type opCounter struct {
+	mu    sync.Mutex
+	count int
+	at    []time.Time
+}
+
+func (c *opCounter) install(o *sqs.Options) {
+	o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+		return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("courier-perf-count",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				c.mu.Lock()
+				c.count++
+				c.at = append(c.at, time.Now())
+				c.mu.Unlock()
+				return next.HandleFinalize(ctx, in)
+			}), middleware.After)
+	})
+}
+
+// TestBenchIdle: an idle Consumer on an empty queue, long polling: the
+// requests it makes per minute, from the spacing of its requests over 41 s
+// (receives at 0, 20 and 40 s: 3 a minute).
+func TestBenchIdle(t *testing.T) {
+	benchEnabled(t)
+	b := backend.Require(t, "localstack")
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	var oc opCounter
+	client := sqs.NewFromConfig(b.Config(), oc.install)
+	c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 41*time.Second)
+	defer cancel()
+	_ = c.Run(ctx, func(context.Context, *patterns.Message) error { return nil })
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	at := oc.at[1:] // the first is GetQueueAttributes at start-up
+	if len(at) < 2 {
+		t.Fatalf("%d requests in 41 s", len(at))
+	}
+	perMinute := float64(len(at)-1) / at[len(at)-1].Sub(at[0]).Minutes()
+	t.Logf("%d requests after start-up, spaced over %v", len(at), at[len(at)-1].Sub(at[0]))
+	fmt.Printf("BENCH idle_requests_per_minute %.2f req/min\n", perMinute)
+}
+
+// e2e sends n messages and handles them, returning the time taken and the
+// requests made.
+type e2eResult struct {
+	took     time.Duration
+	requests int
+}
+
+func runCourierE2E(t *testing.T, b *backend.Backend, n int) e2eResult {
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	var oc opCounter
+	client := sqs.NewFromConfig(b.Config(), oc.install)
+	start := time.Now()
+	p, _ := patterns.NewProducer(client, q.URL)
+	msgs := make([]*patterns.Message, n)
+	for i := range msgs {
+		msgs[i] = &patterns.Message{Body: []byte(cannedBody)}
+	}
+	if err := p.Send(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: quiet()})
+	ctx, cancel := context.WithCancel(context.Background())
+	var handled atomic.Int64
+	var took time.Duration
+	_ = c.Run(ctx, func(context.Context, *patterns.Message) error {
+		if handled.Add(1) == int64(n) {
+			took = time.Since(start)
+			cancel()
+		}
+		return nil
+	})
+	return e2eResult{took, oc.count}
+}
+
+func runGocloudE2E(t *testing.T, b *backend.Backend, n int) e2eResult {
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	var oc opCounter
+	client := sqs.NewFromConfig(b.Config(), oc.install)
+	ctx := context.Background()
+	start := time.Now()
+	topic := awssnssqs.OpenSQSTopicV2(ctx, client, q.URL, &awssnssqs.TopicOptions{BodyBase64Encoding: awssnssqs.Never})
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100) // gocloud batches concurrent sends
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := topic.Send(ctx, &pubsub.Message{Body: []byte(cannedBody)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	_ = topic.Shutdown(ctx)
+	sub := awssnssqs.OpenSubscriptionV2(ctx, client, q.URL, &awssnssqs.SubscriptionOptions{Raw: true, WaitTime: time.Second})
+	var handled atomic.Int64
+	var took time.Duration
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var rg sync.WaitGroup
+	for range 10 { // as many handlers as courier's Consumer runs by default
+		rg.Go(func() {
+			for {
+				m, err := sub.Receive(rctx)
+				if err != nil {
+					return
+				}
+				m.Ack()
+				if handled.Add(1) == int64(n) {
+					took = time.Since(start)
+					cancel()
+				}
+			}
+		})
+	}
+	rg.Wait()
+	_ = sub.Shutdown(ctx)
+	return e2eResult{took, oc.count}
+}
+
+func runNaiveE2E(t *testing.T, b *backend.Backend, n int) e2eResult {
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	var oc opCounter
+	client := sqs.NewFromConfig(b.Config(), oc.install)
+	ctx := context.Background()
+	start := time.Now()
+	for range n {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(cannedBody)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for handled := 0; handled < n; {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.URL), WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.URL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+			handled++
+		}
+	}
+	return e2eResult{time.Since(start), oc.count}
+}
+
+// TestBenchE2E: the same 1,000 messages sent and handled on the emulator
+// by courier, by gocloud.dev/pubsub (awssnssqs) and by a naive SDK loop
+// (one message per request), in the same run.
+func TestBenchE2E(t *testing.T) {
+	benchEnabled(t)
+	b := backend.Require(t, "localstack")
+	const n = 1000
+	results := map[string]e2eResult{
+		"courier": runCourierE2E(t, b, n),
+		"gocloud": runGocloudE2E(t, b, n),
+		"naive":   runNaiveE2E(t, b, n),
+	}
+	for _, name := range []string{"courier", "gocloud", "naive"} {
+		r := results[name]
+		t.Logf("%s: %d messages in %v, %d requests", name, n, r.took, r.requests)
+		fmt.Printf("BENCH e2e_messages_per_second_%s %.0f msg/s\n", name, n/r.took.Seconds())
+		fmt.Printf("BENCH e2e_requests_per_message_%s %.3f req/msg\n", name, float64(r.requests)/n)
+	}
+	fmt.Printf("BENCH e2e_throughput_ratio_vs_gocloud %.2f x\n", results["gocloud"].took.Seconds()/results["courier"].took.Seconds())
+}
