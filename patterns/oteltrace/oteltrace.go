@@ -22,6 +22,12 @@
 // requests themselves with otelaws:
 //
 //	otelaws.AppendMiddlewares(&cfg.APIOptions) // go.opentelemetry.io/contrib/instrumentation/github.com/aws/aws-sdk-go-v2/otelaws
+//
+// The SDK's requests for a Send are then children of its send span, and a
+// handler's requests children of its process span (TestTraceSDKCallsWithOtelaws).
+// otelaws v0.72 is marked deprecated upstream; courier does not import it,
+// only its tests do, so moving to another SDK instrumentation changes no
+// courier API.
 package oteltrace
 
 import (
