@@ -10,8 +10,9 @@
 // Context: lambdaAssets, the directory holding <function>/bootstrap for
 // each function (default ../dist/lambdas, written by `make lambdas`);
 // logLevel, COURIER_LOG_LEVEL of every function (default info);
-// aggregateTableRemoval, retain (default) or destroy: whether the
-// scatter-gather table outlives the stack (deploy-local destroys it).
+// aggregateTableRemoval, retain (default) or destroy: whether the state
+// tables and the claim-check bucket outlive the stack (deploy-local
+// destroys them).
 package main
 
 import (
@@ -51,7 +52,8 @@ type courier struct {
 	JobsIdempotency cdkpatterns.IdempotencyTable
 	Worker          cdkpatterns.QueueFunction
 	RequestResponse cdkpatterns.RequestResponse
-	Orders          cdkpatterns.TopicQueueChain // fan-out with filters
+	Orders          cdkpatterns.TopicQueueChain  // fan-out with filters
+	OrderPayloads   cdkpatterns.ClaimCheckBucket // orders above SNS's 256 KiB
 	Subscriber      cdkpatterns.QueueFunction
 	Ledger          cdkpatterns.FIFOChain
 	Regions         cdkpatterns.RecipientListTargets
@@ -138,9 +140,15 @@ func newCourier(app constructs.Construct, cfg config) courier {
 			},
 		},
 	})
+	// Orders above SNS's 256 KiB go through a claim check: the payload in
+	// S3, shared by every subscription, removed by the bucket's lifecycle
+	// rule after the longest retention (no subscriber deletes it).
+	c.OrderPayloads = cdkpatterns.NewClaimCheckBucket(m, "OrderPayloads", &cdkpatterns.ClaimCheckBucketProps{RemovalPolicy: cfg.TableRemoval})
 	c.Subscriber = cdkpatterns.NewQueueFunction(c.Compute, "Subscriber", &cdkpatterns.QueueFunctionProps{
 		Name: "subscriber", Queue: c.Orders.Subscribers["large"].QueueWithDLQ, FunctionOptions: fn,
+		Environment: map[string]string{contract.EnvClaimCheckBucket: *c.OrderPayloads.Bucket.BucketName()},
 	})
+	c.OrderPayloads.GrantRead(c.Subscriber.Role)
 
 	// FIFO: ledger entries in order per account, to two FIFO queues.
 	c.Ledger = cdkpatterns.NewFIFOChain(m, "Ledger", &cdkpatterns.FIFOChainProps{
@@ -178,14 +186,15 @@ func newCourier(app constructs.Construct, cfg config) courier {
 	})
 
 	outputs(m, map[string]*string{
-		"JobsQueueUrl":      c.Jobs.Queue.QueueUrl(),
-		"RequestsQueueUrl":  c.RequestResponse.Requests.Queue.QueueUrl(),
-		"OrdersTopicArn":    c.Orders.Topic.TopicArn(),
-		"LedgerTopicArn":    c.Ledger.Topic.TopicArn(),
-		"QuotesTopicArn":    c.Quotes.Scatter.Topic.TopicArn(),
-		"ResultsQueueUrl":   c.Quotes.Results.Queue.QueueUrl(),
-		"AggregateTable":    c.Quotes.Table.TableName(),
-		"RegionsEuQueueUrl": c.Regions.Queues["eu"].Queue.QueueUrl(),
+		"JobsQueueUrl":        c.Jobs.Queue.QueueUrl(),
+		"RequestsQueueUrl":    c.RequestResponse.Requests.Queue.QueueUrl(),
+		"OrdersTopicArn":      c.Orders.Topic.TopicArn(),
+		"OrderPayloadsBucket": c.OrderPayloads.Bucket.BucketName(),
+		"LedgerTopicArn":      c.Ledger.Topic.TopicArn(),
+		"QuotesTopicArn":      c.Quotes.Scatter.Topic.TopicArn(),
+		"ResultsQueueUrl":     c.Quotes.Results.Queue.QueueUrl(),
+		"AggregateTable":      c.Quotes.Table.TableName(),
+		"RegionsEuQueueUrl":   c.Regions.Queues["eu"].Queue.QueueUrl(),
 	})
 	return c
 }

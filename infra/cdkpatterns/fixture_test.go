@@ -57,6 +57,9 @@ type fixture struct {
 	recipients                 cdkpatterns.RecipientListTargets
 	router                     awsiam.Role
 	sg                         cdkpatterns.ScatterGather
+	claims, kmsClaims          cdkpatterns.ClaimCheckBucket
+	claimWriter, claimReader   awsiam.Role
+	kmsClaimWriter             awsiam.Role
 
 	templates map[string]map[string]any
 }
@@ -71,7 +74,7 @@ var (
 
 // stackNames: every stack of the fixture; the key stack holds only the
 // test's own KMS key (a caller's key, whose policy is the caller's).
-var stackNames = []string{"Keys", "Queues", "Function", "RequestResponse", "RequestResponseCompute", "Chain", "Fifo", "Recipients", "ScatterGather"}
+var stackNames = []string{"Keys", "Queues", "Function", "RequestResponse", "RequestResponseCompute", "Chain", "Fifo", "Recipients", "ScatterGather", "ClaimCheck"}
 
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -167,6 +170,17 @@ func newFixture(t *testing.T) *fixture {
 		},
 		Aggregator: fn,
 	})
+
+	cc := f.stacks["ClaimCheck"]
+	f.claims = cdkpatterns.NewClaimCheckBucket(cc, "Payloads", nil)
+	f.kmsClaims = cdkpatterns.NewClaimCheckBucket(cc, "KmsPayloads", &cdkpatterns.ClaimCheckBucketProps{
+		Key: key, ExpiryDays: 30, AccessLogs: f.claims.Bucket, RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	f.claimWriter, f.claimReader, f.kmsClaimWriter = role("ClaimCheck", "Writer"), role("ClaimCheck", "Reader"), role("ClaimCheck", "KmsWriter")
+	f.claims.GrantWrite(f.claimWriter)
+	f.claims.GrantReadDelete(f.claimReader)
+	f.kmsClaims.GrantWrite(f.kmsClaimWriter)
+	f.kmsClaims.GrantRead(f.kmsClaimWriter)
 
 	f.templates = map[string]map[string]any{}
 	for _, n := range stackNames {

@@ -23,6 +23,12 @@ const (
 	// EnvIdempotencyTable is the DynamoDB table of the worker's
 	// idempotency records; empty: the worker is not idempotent.
 	EnvIdempotencyTable = "COURIER_IDEMPOTENCY_TABLE"
+	// EnvClaimCheckBucket is the S3 bucket the subscriber resolves
+	// claim-check pointers from (patterns.ClaimCheck): payloads published
+	// above the topic's limit. Payloads are shared by the topic's
+	// subscriptions, so the function never deletes them; the bucket's
+	// lifecycle rule does.
+	EnvClaimCheckBucket = "COURIER_CLAIM_CHECK_BUCKET"
 )
 
 // Function describes one Lambda function in lambdas/: its directory name
@@ -38,7 +44,7 @@ func Functions() []Function {
 		{Name: "worker", Env: []string{EnvLogLevel, EnvIdempotencyTable}},
 		{Name: "responder", Env: []string{EnvLogLevel, EnvQueueURL, EnvReplyAllowlist}},
 		{Name: "aggregator", Env: []string{EnvLogLevel, EnvAggregateTable, EnvResultQueueURL, EnvExpectedResponses}},
-		{Name: "subscriber", Env: []string{EnvLogLevel}},
+		{Name: "subscriber", Env: []string{EnvLogLevel, EnvClaimCheckBucket}},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/contract"
 	"github.com/courier-aws/courier/patterns"
 )
@@ -30,6 +31,9 @@ type Deps struct {
 		patterns.DynamoDBAPI
 		patterns.DynamoDBIdempotencyAPI
 	}
+	// S3 is the client the subscriber resolves claim-check pointers with
+	// (the bucket COURIER_CLAIM_CHECK_BUCKET names).
+	S3 patterns.ClaimCheckAPI
 	// Store, when set, is the aggregator's store instead (tests).
 	Store patterns.AggregateStore
 	Log   *slog.Logger
@@ -107,4 +111,28 @@ func required(getenv Env, name string) (string, error) {
 		return "", fmt.Errorf("%w: %s is not set", patterns.ErrInvalidConfig, name)
 	}
 	return v, nil
+}
+
+// AdapterOptions returns the adapter options function name runs with, from
+// getenv: the subscriber resolves claim-check pointers when
+// COURIER_CLAIM_CHECK_BUCKET is set (and then needs d.S3). A main package
+// passes them to adapter.SQSHandler with its logger.
+func AdapterOptions(name string, getenv Env, d Deps) ([]func(*adapter.Options), error) {
+	if name != "subscriber" {
+		return nil, nil
+	}
+	bucket := getenv(contract.EnvClaimCheckBucket)
+	if bucket == "" {
+		return nil, nil
+	}
+	if d.S3 == nil {
+		return nil, fmt.Errorf("%w: %s=%s but no S3 client", patterns.ErrInvalidConfig, contract.EnvClaimCheckBucket, bucket)
+	}
+	// A topic's payloads are shared by every subscription: never deleted
+	// here; the bucket's lifecycle rule removes them (infra).
+	cc, err := patterns.NewClaimCheck(d.S3, bucket, func(o *patterns.ClaimCheckOptions) { o.KeepObjects = true })
+	if err != nil {
+		return nil, err
+	}
+	return []func(*adapter.Options){func(o *adapter.Options) { o.ClaimCheck = cc }}, nil
 }

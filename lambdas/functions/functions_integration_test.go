@@ -1,8 +1,10 @@
 package functions_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,7 +41,11 @@ func deploy(t *testing.T, name string, env map[string]string, d functions.Deps, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return adapter.SQSHandler(h, adapter.WithLogger(lambdatest.Discard()))
+	opts, err := functions.AdapterOptions(name, getenv, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adapter.SQSHandler(h, append(opts, adapter.WithLogger(lambdatest.Discard()))...)
 }
 
 // runnerConfig is an event source mapping as infra makes one: partial
@@ -233,6 +239,65 @@ func TestSubscriberFunction(t *testing.T) {
 			})
 		}
 	})
+}
+
+// The subscriber with COURIER_CLAIM_CHECK_BUCKET reads a payload published
+// above SNS's 256 KiB limit through a claim check, enveloped and raw, and
+// leaves the object for the topic's other subscriptions (the bucket's
+// lifecycle rule removes it). Without the bucket it would log the pointer.
+func TestSubscriberFunctionClaimCheck(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		ctx := context.Background()
+		bucket := b.CreateBucket(t)
+		topic := b.CreateTopic(t, false, nil)
+		enveloped, raw := b.CreateQueue(t, backend.QueueOptions{}), b.CreateQueue(t, backend.QueueOptions{})
+		for _, q := range []struct {
+			url string
+			raw bool
+		}{{enveloped.URL, false}, {raw.URL, true}} {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.url, patterns.ChainOptions{Raw: q.raw}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cc, err := patterns.NewClaimCheck(b.S3(), bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := patterns.NewPublisher(b.SNS(), topic, func(o *patterns.PublisherOptions) { o.ClaimCheck = cc })
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := bytes.Repeat([]byte("manifest line\n"), 300<<10/14)
+		if err := pub.Publish(ctx, &patterns.Message{Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{contract.EnvClaimCheckBucket: bucket}
+		for _, q := range []string{enveloped.URL, raw.URL} {
+			var logs lambdatest.Logs
+			r := lambdatest.Start(t, b, runnerConfig(q, 5*time.Second), deploy(t, "subscriber", env, functions.Deps{S3: b.S3()}, &logs))
+			lambdatest.WaitFor(t, "the large message deleted", func() bool { return r.Stats().Deleted >= 1 })
+			r.Stop()
+			lines := logs.Lines("received")
+			if len(lines) != 1 {
+				t.Fatalf("%d received lines, want 1", len(lines))
+			}
+			if n, _ := lines[0]["bytes"].(float64); int(n) != len(body) || !strings.HasPrefix(lines[0]["body"].(string), "manifest line") {
+				t.Errorf("subscriber on %s got %v bytes starting %.40q, want the %d-byte payload", q, lines[0]["bytes"], lines[0]["body"], len(body))
+			}
+		}
+		if objs := b.Objects(t, bucket); len(objs) != 1 {
+			t.Errorf("bucket holds %v, want the one shared payload kept", objs)
+		}
+	})
+}
+
+// A bucket without an S3 client is a cold-start error, not a pointer
+// handed to the handler as its body.
+func TestSubscriberFunctionClaimCheckNeedsS3(t *testing.T) {
+	getenv := func(k string) string { return map[string]string{contract.EnvClaimCheckBucket: "payloads"}[k] }
+	if _, err := functions.AdapterOptions("subscriber", getenv, functions.Deps{}); !errors.Is(err, patterns.ErrInvalidConfig) || !strings.Contains(err.Error(), contract.EnvClaimCheckBucket) {
+		t.Errorf("err = %v, want ErrInvalidConfig naming %s", err, contract.EnvClaimCheckBucket)
+	}
 }
 
 // The responder answers a Requester's requests through the Lambda glue

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
@@ -56,7 +58,16 @@ func run(ctx context.Context, name string, cfg localrunner.Config) error {
 		return err
 	}
 	client := sqs.NewFromConfig(awsCfg)
-	h, err := functions.New(name, os.Getenv, functions.Deps{SQS: client, Log: log})
+	d := functions.Deps{
+		SQS: client, Log: log, DynamoDB: dynamodb.NewFromConfig(awsCfg),
+		// An emulator on an IP endpoint takes path-style S3 requests only.
+		S3: s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL") != "" }),
+	}
+	h, err := functions.New(name, os.Getenv, d)
+	if err != nil {
+		return err
+	}
+	opts, err := functions.AdapterOptions(name, os.Getenv, d)
 	if err != nil {
 		return err
 	}
@@ -66,7 +77,7 @@ func run(ctx context.Context, name string, cfg localrunner.Config) error {
 		return err
 	}
 	log.Info("local runner started", "function", name, "queue", cfg.QueueURL)
-	err = r.Run(ctx, adapter.SQSHandler(h, adapter.WithLogger(log)))
+	err = r.Run(ctx, adapter.SQSHandler(h, append(opts, adapter.WithLogger(log))...))
 	log.Info("local runner stopped", "stats", fmt.Sprintf("%+v", r.Stats()))
 	return err
 }
