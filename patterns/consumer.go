@@ -316,14 +316,21 @@ func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slot
 // toRuns converts received messages and groups them into runs.
 func (c *Consumer) toRuns(msgs []types.Message, tr *tracker) []run {
 	fifo := c.queue.FIFO()
-	var runs []run
-	index := map[string]int{}
-	for _, sm := range msgs {
-		f := &inflight{}
+	// One allocation each for the batch's inflights and their pointers.
+	fs := make([]inflight, len(msgs))
+	ptrs := make([]*inflight, len(msgs))
+	runs := make([]run, 0, len(msgs))
+	var index map[string]int
+	if fifo {
+		index = make(map[string]int, len(msgs))
+	}
+	for i, sm := range msgs {
+		f := &fs[i]
+		ptrs[i] = f
 		f.msg, f.parseErr = c.toMessage(sm)
 		tr.add(f)
 		if !fifo {
-			runs = append(runs, run{msgs: []*inflight{f}})
+			runs = append(runs, run{msgs: ptrs[i : i+1 : i+1]})
 			continue
 		}
 		g := f.msg.GroupID
@@ -522,10 +529,11 @@ func (t *tracker) extend(f *inflight, deadline time.Time) {
 
 // slots bounds the messages in flight.
 type slots struct {
-	mu     sync.Mutex
-	free   int
-	max    int
-	notify chan struct{}
+	mu      sync.Mutex
+	free    int
+	max     int
+	notify  chan struct{}
+	waiting bool // someone waits on notify: release replaces it
 }
 
 func newSlots(n int) *slots { return &slots{free: n, max: n, notify: make(chan struct{})} }
@@ -542,6 +550,7 @@ func (s *slots) acquire(ctx context.Context, want int) int {
 			return want
 		}
 		ch := s.notify
+		s.waiting = true
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -557,8 +566,11 @@ func (s *slots) release(n int) {
 	}
 	s.mu.Lock()
 	s.free += n
-	close(s.notify)
-	s.notify = make(chan struct{})
+	if s.waiting {
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.waiting = false
+	}
 	s.mu.Unlock()
 }
 

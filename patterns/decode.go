@@ -31,8 +31,10 @@ func DecodeSQSMessage(r SQSRecord, raw bool) (*Message, error) {
 	}
 	sys := r.Attributes
 	m.ReceiveCount, _ = strconv.Atoi(sys["ApproximateReceiveCount"])
-	if ms, err := strconv.ParseInt(sys["SentTimestamp"], 10, 64); err == nil {
-		m.SentAt = time.UnixMilli(ms)
+	if v := sys["SentTimestamp"]; v != "" { // not requested: no parse error to allocate
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			m.SentAt = time.UnixMilli(ms)
+		}
 	}
 	m.GroupID = sys["MessageGroupId"]
 	m.DeduplicationID = sys["MessageDeduplicationId"]
