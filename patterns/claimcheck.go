@@ -293,7 +293,11 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 	if !ok {
 		return fmt.Errorf("%w: message %s has %s but its body is not an S3 pointer", ErrMalformedMessage, m.ID, attr)
 	}
-	out, err := c.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
+	// An object without a stored checksum (written by another client, or
+	// by a multipart upload) is read unvalidated; the SDK would log that
+	// on every message.
+	out, err := c.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)},
+		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	if err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) || strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "NotFound") {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/courier-aws/courier/lambdas/contract"
@@ -32,6 +33,7 @@ var validEnv = map[string]string{
 	contract.EnvAggregateTable:    "aggregates",
 	contract.EnvResultQueueURL:    "https://sqs.us-east-1.amazonaws.com/123456789012/results",
 	contract.EnvExpectedResponses: "3",
+	contract.EnvClaimCheckBucket:  "payloads",
 }
 
 // Each function reads exactly the variables lambdas/contract declares for
@@ -45,9 +47,14 @@ func TestFunctionsReadTheirContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := functions.New(fn.Name, getenv, functions.Deps{SQS: offlineSQS(), Store: newMemoryStore(), Log: log})
+			d := functions.Deps{SQS: offlineSQS(), Store: newMemoryStore(), Log: log, S3: s3.New(s3.Options{Region: "us-east-1"})}
+			h, err := functions.New(fn.Name, getenv, d)
 			if err != nil || h == nil {
 				t.Fatalf("New(%s): %v", fn.Name, err)
+			}
+			// What a main package reads: New's settings and the adapter's.
+			if _, err := functions.AdapterOptions(fn.Name, getenv, d); err != nil {
+				t.Fatalf("AdapterOptions(%s): %v", fn.Name, err)
 			}
 			got := slices.Sorted(maps.Keys(read))
 			want := slices.Sorted(slices.Values(fn.Env))
