@@ -84,7 +84,11 @@ type RequesterConfig struct {
 	HeartbeatInterval time.Duration
 	// Timeout bounds a request whose context has no deadline. Default 30s.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Tracer, when set, traces each request's send (a "send <queue>"
+	// span that the Responder's process span continues when its
+	// ConsumerConfig.Tracer is set too).
+	Tracer Tracer
+	Logger *slog.Logger
 }
 
 func (c *RequesterConfig) setDefaults() {
@@ -342,7 +346,7 @@ func (r *Requester) Request(ctx context.Context, queueURL string, m *Message) (*
 	if dest.FIFO() && req.DeduplicationID == "" {
 		req.DeduplicationID = cid
 	}
-	if err := r.out.send(ctx, dest.URL, &req); err != nil {
+	if err := tracedSend(r.cfg.Tracer, r.out.send)(ctx, dest.URL, &req); err != nil {
 		r.unregister(cid)
 		return nil, requestError(queueURL, cid, err)
 	}
@@ -949,7 +953,7 @@ func (s *Responder) Run(ctx context.Context, h RequestHandler) error {
 	octx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); o.run(octx) }()
-	err := s.consumer.Run(ctx, s.handler(h, o.send))
+	err := s.consumer.Run(ctx, s.handler(h, tracedSend(s.consumer.cfg.Tracer, o.send)))
 	stop()
 	<-done
 	return err
@@ -960,16 +964,29 @@ func (s *Responder) Run(ctx context.Context, h RequestHandler) error {
 // request queue (the Lambda adapter runs the Handler), or any loop of your
 // own. Run uses the same logic.
 func (s *Responder) Handler(h RequestHandler) Handler {
-	return s.handler(h, func(ctx context.Context, dest string, m *Message) error {
+	return s.handler(h, tracedSend(s.consumer.cfg.Tracer, func(ctx context.Context, dest string, m *Message) error {
 		p, err := NewProducer(s.client, dest)
 		if err != nil {
 			return err
 		}
 		return p.Send(ctx, m)
-	})
+	}))
 }
 
 type sendFunc func(ctx context.Context, dest string, m *Message) error
+
+// tracedSend wraps send in the tracer's send span, one per message: the
+// outbox batches messages of many callers, each in a trace of its own.
+func tracedSend(t Tracer, send sendFunc) sendFunc {
+	if t == nil {
+		return send
+	}
+	return func(ctx context.Context, dest string, m *Message) (err error) {
+		ctx, end := t.StartSend(ctx, dest, []*Message{m})
+		defer func() { end(err) }()
+		return send(ctx, dest, m)
+	}
+}
 
 func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 	return func(ctx context.Context, req *Message) error {

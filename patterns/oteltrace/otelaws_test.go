@@ -47,7 +47,9 @@ func TestTraceSDKCallsWithOtelaws(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		handled := make(chan struct{}, 2)
+		stopped := make(chan struct{})
 		go func() {
+			defer close(stopped)
 			_ = c.Run(ctx, func(ctx context.Context, m *patterns.Message) error {
 				// The handler's own SDK call: a forward to another queue.
 				_, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &out.URL, MessageBody: aws.String(string(m.Body))})
@@ -58,6 +60,7 @@ func TestTraceSDKCallsWithOtelaws(t *testing.T) {
 		<-handled
 		<-handled
 		cancel()
+		<-stopped // the process spans end after their handlers return
 
 		byID := map[trace.SpanID]tracetest.SpanStub{}
 		for _, s := range exp.GetSpans() {

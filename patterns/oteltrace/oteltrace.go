@@ -133,6 +133,8 @@ func (t *Tracer) StartSend(ctx context.Context, dest string, msgs []*patterns.Me
 	}
 	if len(msgs) != 1 {
 		attrs = append(attrs, keyBatchCount.Int(len(msgs)))
+	} else if m := msgs[0]; m != nil && m.CorrelationID != "" {
+		attrs = append(attrs, keyConversation.String(m.CorrelationID))
 	}
 	ctx, span := t.tracer().Start(ctx, op+" "+name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
 	p := t.prop()

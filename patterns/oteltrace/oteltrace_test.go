@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,4 +257,80 @@ func TestTraceFromAWSTraceHeader(t *testing.T) {
 	if s.Name != "process jobs" || s.Status.Code.String() != "Error" {
 		t.Errorf("span %q status %v", s.Name, s.Status)
 	}
+}
+
+// Request-response: the caller's span, the Requester's send span, the
+// Responder's process span and its reply's send span, one trace, each the
+// child of the one before.
+func TestTraceRequestResponse(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		tr, exp, test := newTracer(t)
+		requests := b.CreateQueue(t, backend.QueueOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		responder, err := patterns.NewResponder(b.SQS(), patterns.ResponderConfig{
+			ConsumerConfig: patterns.ConsumerConfig{QueueURL: requests.URL, WaitTime: time.Second, Logger: quiet(), Tracer: tr},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			_ = responder.Run(ctx, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
+				return &patterns.Message{Body: []byte("pong")}, nil
+			})
+		}()
+		requester, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Tracer: tr, Logger: quiet(), ReplyQueuePrefix: "courier-reply-trace-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer requester.Close(context.Background())
+
+		rctx, root := test.Start(ctx, "checkout")
+		reqCtx, stop := context.WithTimeout(rctx, 20*time.Second)
+		defer stop()
+		reply, err := requester.Request(reqCtx, requests.URL, &patterns.Message{Body: []byte("ping")})
+		root.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(reply.Body) != "pong" {
+			t.Fatalf("reply %q", reply.Body)
+		}
+		cancel()
+		<-stopped // the process span ends after the reply is sent
+
+		sends, procs, roots := spansNamed(exp, "send "+queueName(requests.URL)), spansNamed(exp, "process "+queueName(requests.URL)), spansNamed(exp, "checkout")
+		if len(sends) != 1 || len(procs) != 1 || len(roots) != 1 {
+			t.Fatalf("spans: %d request send, %d process, %d root", len(sends), len(procs), len(roots))
+		}
+		if sends[0].Parent.SpanID() != roots[0].SpanContext.SpanID() {
+			t.Error("the request's send span is not the caller's child")
+		}
+		checkChild(t, sends[0], procs[0], "aws_sqs", queueName(requests.URL))
+		var replySend *tracetest.SpanStub
+		for _, s := range exp.GetSpans() {
+			if s.SpanKind == trace.SpanKindProducer && s.Parent.SpanID() == procs[0].SpanContext.SpanID() {
+				replySend = &s
+			}
+		}
+		if replySend == nil {
+			t.Fatalf("no send span under the process span; spans: %v", spanNames(exp))
+		}
+		if replySend.SpanContext.TraceID() != roots[0].SpanContext.TraceID() || !strings.HasPrefix(replySend.Name, "send courier-reply-trace-") {
+			t.Errorf("reply send span %q in trace %s, want send to the reply queue in the caller's trace", replySend.Name, replySend.SpanContext.TraceID())
+		}
+		if got := attr(*replySend, "messaging.message.conversation_id").AsString(); got != reply.CorrelationID {
+			t.Errorf("reply send span's conversation id %q, want the correlation id %q", got, reply.CorrelationID)
+		}
+	})
+}
+
+func spanNames(exp *tracetest.InMemoryExporter) []string {
+	var out []string
+	for _, s := range exp.GetSpans() {
+		out = append(out, s.Name)
+	}
+	return out
 }
