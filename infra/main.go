@@ -36,6 +36,11 @@ const (
 	ComputeStack   = "CourierCompute"
 )
 
+// RetryBackoff spaces the retries of the worker's and the subscriber's
+// failed messages (COURIER_RETRY_BACKOFF): 5 s doubling to 15 min, with
+// jitter, instead of the queue's visibility timeout each time.
+const RetryBackoff = "5s,15m"
+
 // config is what the app reads from the CDK context.
 type config struct {
 	LambdaAssets string
@@ -105,7 +110,10 @@ func newCourier(app constructs.Construct, cfg config) courier {
 	c.JobsIdempotency = cdkpatterns.NewIdempotencyTable(m, "JobsIdempotency", &cdkpatterns.StateTableProps{RemovalPolicy: cfg.TableRemoval})
 	c.Worker = cdkpatterns.NewQueueFunction(c.Compute, "Worker", &cdkpatterns.QueueFunctionProps{
 		Name: "worker", Queue: c.Jobs, FunctionOptions: fn,
-		Environment: map[string]string{contract.EnvIdempotencyTable: *c.JobsIdempotency.Table.TableName()},
+		Environment: map[string]string{
+			contract.EnvIdempotencyTable: *c.JobsIdempotency.Table.TableName(),
+			contract.EnvRetryBackoff:     RetryBackoff,
+		},
 	})
 	c.JobsIdempotency.Grant(c.Worker.Role)
 
@@ -146,7 +154,10 @@ func newCourier(app constructs.Construct, cfg config) courier {
 	c.OrderPayloads = cdkpatterns.NewClaimCheckBucket(m, "OrderPayloads", &cdkpatterns.ClaimCheckBucketProps{RemovalPolicy: cfg.TableRemoval})
 	c.Subscriber = cdkpatterns.NewQueueFunction(c.Compute, "Subscriber", &cdkpatterns.QueueFunctionProps{
 		Name: "subscriber", Queue: c.Orders.Subscribers["large"].QueueWithDLQ, FunctionOptions: fn,
-		Environment: map[string]string{contract.EnvClaimCheckBucket: *c.OrderPayloads.Bucket.BucketName()},
+		Environment: map[string]string{
+			contract.EnvClaimCheckBucket: *c.OrderPayloads.Bucket.BucketName(),
+			contract.EnvRetryBackoff:     RetryBackoff,
+		},
 	})
 	c.OrderPayloads.GrantRead(c.Subscriber.Role)
 

@@ -123,7 +123,7 @@ func newFixture(t *testing.T) *fixture {
 	f.fn = cdkpatterns.NewQueueFunction(fs, "Worker", &cdkpatterns.QueueFunctionProps{
 		Name:        "worker",
 		Queue:       workerQueue,
-		Environment: map[string]string{contract.EnvIdempotencyTable: *f.idem.Table.TableName()},
+		Environment: map[string]string{contract.EnvIdempotencyTable: *f.idem.Table.TableName(), contract.EnvRetryBackoff: "2s,10m"},
 		FunctionOptions: cdkpatterns.FunctionOptions{
 			AssetRoot: assets, LogLevel: "debug", Timeout: awscdk.Duration_Seconds(jsii.Number(45)),
 			MemorySize: 512, ReservedConcurrency: &one, Tracing: awslambda.Tracing_ACTIVE,

@@ -177,6 +177,12 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 			problems = append(problems, fmt.Sprintf("MaxBatchingWindow %gs: want at most %ds", w, maxBatchingWindowSeconds))
 		}
 	}
+	backoff := env[contract.EnvRetryBackoff]
+	if backoff != "" {
+		if _, _, err := contract.ParseRetryBackoff(backoff); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
 	invalid(c, problems...)
 
 	role := awsiam.NewRole(c, jsii.String("Role"), &awsiam.RoleProps{
@@ -216,6 +222,11 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 	var esm awslambda.EventSourceMapping
 	if p.Queue.Queue != nil {
 		grant(role, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, *p.Queue.Queue.QueueArn())
+		if backoff != "" {
+			// The adapter's retry backoff: the queue's URL from its ARN,
+			// then the failed records' visibility.
+			grant(role, []string{"sqs:GetQueueUrl", "sqs:ChangeMessageVisibility"}, *p.Queue.Queue.QueueArn())
+		}
 		if p.Queue.EncryptionKey != nil {
 			grant(role, []string{"kms:Decrypt"}, *p.Queue.EncryptionKey.KeyArn())
 		}

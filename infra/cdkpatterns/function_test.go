@@ -29,6 +29,7 @@ func TestQueueFunction(t *testing.T) {
 		"LoggingConfig":                map[string]any{"LogGroup": ref(idOf(st, f.fn.LogGroup.LogGroupName()))},
 		"Environment": map[string]any{"Variables": map[string]any{
 			contract.EnvLogLevel: "debug", contract.EnvIdempotencyTable: ref(idOf(st, f.idem.Table.TableName())),
+			contract.EnvRetryBackoff: "2s,10m",
 		}},
 		"Tags": []any{map[string]any{"Key": cdkpatterns.FunctionTag, "Value": "worker"}},
 	})
@@ -42,8 +43,9 @@ func TestQueueFunction(t *testing.T) {
 	})
 
 	// The role: no managed policy; its queue, its logs, X-Ray (Tracing
-	// ACTIVE), and its idempotency table (items only) and that table's
-	// key, nothing else.
+	// ACTIVE), its idempotency table (items only) and that table's key,
+	// and the retry backoff's GetQueueUrl and ChangeMessageVisibility on
+	// its queue, nothing else.
 	role := idOf(st, f.fn.Role.RoleName())
 	f.has(t, "Function", "AWS::IAM::Role", map[string]any{"ManagedPolicyArns": assertions.Match_Absent()})
 	got := policyActions(t, tpl, role)
@@ -51,7 +53,7 @@ func TestQueueFunction(t *testing.T) {
 		"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
 		"kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
 		"logs:CreateLogStream", "logs:PutLogEvents",
-		"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage",
+		"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage",
 		"xray:PutTelemetryRecords", "xray:PutTraceSegments",
 	}
 	if !slices.Equal(got, want) {
@@ -102,6 +104,11 @@ func TestQueueFunctionInvalidProps(t *testing.T) {
 		{"log level", func(q, _ cdkpatterns.QueueWithDLQ) cdkpatterns.QueueFunctionProps {
 			return cdkpatterns.QueueFunctionProps{Name: "worker", Queue: q, FunctionOptions: cdkpatterns.FunctionOptions{LogLevel: "verbose"}}
 		}, `LogLevel "verbose"`},
+		{"retry backoff", func(q, _ cdkpatterns.QueueWithDLQ) cdkpatterns.QueueFunctionProps {
+			return cdkpatterns.QueueFunctionProps{Name: "worker", Queue: q, Environment: map[string]string{
+				contract.EnvIdempotencyTable: "", contract.EnvRetryBackoff: "5m,1s",
+			}}
+		}, "want 0 < base <= max <= 12h"},
 		{"batching window on FIFO", func(_, fifo cdkpatterns.QueueWithDLQ) cdkpatterns.QueueFunctionProps {
 			return cdkpatterns.QueueFunctionProps{Name: "worker", Queue: fifo, FunctionOptions: cdkpatterns.FunctionOptions{MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(1))}}
 		}, "not supported on a FIFO queue"},

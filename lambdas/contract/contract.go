@@ -3,6 +3,12 @@
 // infra/ sets exactly these names; a test on each side checks it.
 package contract
 
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
 // Environment variable names read by the functions in lambdas/.
 const (
 	// EnvLogLevel is the slog level (debug, info, warn, error); all functions read it.
@@ -29,6 +35,13 @@ const (
 	// subscriptions, so the function never deletes them; the bucket's
 	// lifecycle rule does.
 	EnvClaimCheckBucket = "COURIER_CLAIM_CHECK_BUCKET"
+	// EnvRetryBackoff spaces the retries of a message whose handler failed
+	// (patterns.ExponentialBackoff with jitter): "<base>,<max>" as Go
+	// durations, e.g. "5s,15m". Empty: a failed message comes back after
+	// the queue's visibility timeout. The function's role then needs
+	// sqs:ChangeMessageVisibility and sqs:GetQueueUrl on its queue (infra
+	// grants them when it sets the variable).
+	EnvRetryBackoff = "COURIER_RETRY_BACKOFF"
 )
 
 // Function describes one Lambda function in lambdas/: its directory name
@@ -41,10 +54,10 @@ type Function struct {
 // Functions lists every function courier ships.
 func Functions() []Function {
 	return []Function{
-		{Name: "worker", Env: []string{EnvLogLevel, EnvIdempotencyTable}},
+		{Name: "worker", Env: []string{EnvLogLevel, EnvIdempotencyTable, EnvRetryBackoff}},
 		{Name: "responder", Env: []string{EnvLogLevel, EnvQueueURL, EnvReplyAllowlist}},
 		{Name: "aggregator", Env: []string{EnvLogLevel, EnvAggregateTable, EnvResultQueueURL, EnvExpectedResponses}},
-		{Name: "subscriber", Env: []string{EnvLogLevel, EnvClaimCheckBucket}},
+		{Name: "subscriber", Env: []string{EnvLogLevel, EnvClaimCheckBucket, EnvRetryBackoff}},
 	}
 }
 
@@ -56,4 +69,25 @@ func Lookup(name string) (Function, bool) {
 		}
 	}
 	return Function{}, false
+}
+
+// ParseRetryBackoff reads a COURIER_RETRY_BACKOFF value, "<base>,<max>"
+// as Go durations with 0 < base <= max <= 12h (the longest visibility
+// timeout SQS takes). infra checks the value it sets with it; the
+// functions read it with it.
+func ParseRetryBackoff(s string) (base, max time.Duration, err error) {
+	b, m, ok := strings.Cut(s, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("%s=%q: want \"<base>,<max>\", e.g. \"5s,15m\"", EnvRetryBackoff, s)
+	}
+	if base, err = time.ParseDuration(strings.TrimSpace(b)); err == nil {
+		max, err = time.ParseDuration(strings.TrimSpace(m))
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s=%q: %w", EnvRetryBackoff, s, err)
+	}
+	if base <= 0 || max < base || max > 12*time.Hour {
+		return 0, 0, fmt.Errorf("%s=%q: want 0 < base <= max <= 12h", EnvRetryBackoff, s)
+	}
+	return base, max, nil
 }

@@ -21,8 +21,9 @@ type Env func(string) string
 
 // Deps is what a function takes from outside its configuration.
 type Deps struct {
-	// SQS is the client of the responder (replies) and the aggregator
-	// (completed aggregates).
+	// SQS is the client of the responder (replies), the aggregator
+	// (completed aggregates), and of the retry backoff of the worker and
+	// the subscriber (COURIER_RETRY_BACKOFF; an *sqs.Client).
 	SQS patterns.SQSAPI
 	// DynamoDB is the client of the aggregator's store (the table
 	// COURIER_AGGREGATE_TABLE names) and of the worker's idempotency
@@ -114,16 +115,34 @@ func required(getenv Env, name string) (string, error) {
 }
 
 // AdapterOptions returns the adapter options function name runs with, from
-// getenv: the subscriber resolves claim-check pointers when
-// COURIER_CLAIM_CHECK_BUCKET is set (and then needs d.S3). A main package
-// passes them to adapter.SQSHandler with its logger.
+// getenv: the worker and the subscriber space their retries when
+// COURIER_RETRY_BACKOFF is set (and then need d.SQS), and the subscriber
+// resolves claim-check pointers when COURIER_CLAIM_CHECK_BUCKET is set
+// (and then needs d.S3). A main package passes them to adapter.SQSHandler
+// with its logger.
 func AdapterOptions(name string, getenv Env, d Deps) ([]func(*adapter.Options), error) {
-	if name != "subscriber" {
+	if name != "worker" && name != "subscriber" {
 		return nil, nil
+	}
+	var opts []func(*adapter.Options)
+	if s := getenv(contract.EnvRetryBackoff); s != "" {
+		base, max, err := contract.ParseRetryBackoff(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", patterns.ErrInvalidConfig, err)
+		}
+		backoff := patterns.ExponentialBackoff(base, max)
+		vis, ok := d.SQS.(adapter.VisibilityAPI)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s=%s but no SQS client that can change visibility", patterns.ErrInvalidConfig, contract.EnvRetryBackoff, s)
+		}
+		opts = append(opts, func(o *adapter.Options) { o.Backoff, o.SQS = backoff, vis })
+	}
+	if name != "subscriber" {
+		return opts, nil
 	}
 	bucket := getenv(contract.EnvClaimCheckBucket)
 	if bucket == "" {
-		return nil, nil
+		return opts, nil
 	}
 	if d.S3 == nil {
 		return nil, fmt.Errorf("%w: %s=%s but no S3 client", patterns.ErrInvalidConfig, contract.EnvClaimCheckBucket, bucket)
@@ -134,5 +153,5 @@ func AdapterOptions(name string, getenv Env, d Deps) ([]func(*adapter.Options), 
 	if err != nil {
 		return nil, err
 	}
-	return []func(*adapter.Options){func(o *adapter.Options) { o.ClaimCheck = cc }}, nil
+	return append(opts, func(o *adapter.Options) { o.ClaimCheck = cc }), nil
 }

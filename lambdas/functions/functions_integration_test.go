@@ -104,6 +104,39 @@ func TestWorkerFunction(t *testing.T) {
 	})
 }
 
+// The worker with COURIER_RETRY_BACKOFF: a poison job on a queue whose
+// visibility timeout is 30 s comes back after the backoff (1 s, then 2 s)
+// and reaches the DLQ after its three receives in seconds, not minutes.
+func TestWorkerFunctionBackoff(t *testing.T) {
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		q := b.CreateQueue(t, backend.QueueOptions{VisibilityTimeout: 30 * time.Second, MaxReceiveCount: 3})
+		poison := &patterns.Message{Body: []byte("not json")}
+		sendAll(t, b, q.URL, poison)
+		var logs lambdatest.Logs
+		env := map[string]string{contract.EnvRetryBackoff: "1s,2s"}
+		start := time.Now()
+		r := lambdatest.Start(t, b, runnerConfig(q.URL, 2*time.Second), deploy(t, "worker", env, functions.Deps{SQS: b.SQS()}, &logs))
+		var dead []types.Message
+		lambdatest.WaitFor(t, "the poison in the DLQ", func() bool {
+			dead = append(dead, b.Drain(t, q.DLQURL, 100*time.Millisecond)...)
+			return len(dead) == 1
+		})
+		took := time.Since(start)
+		r.Stop()
+		if aws.ToString(dead[0].MessageId) != poison.ID {
+			t.Errorf("DLQ holds %v, want the poison %s", aws.ToString(dead[0].Body), poison.ID)
+		}
+		// Two backoffs of at most 1 s and 2 s (jitter shortens them), not
+		// two 30 s visibility timeouts.
+		if took > 20*time.Second {
+			t.Errorf("the poison took %v to reach the DLQ: the backoff did not shorten its visibility", took)
+		}
+		if st := r.Stats(); st.Reported != 3 {
+			t.Errorf("stats %+v: the poison is reported failed on each of its three receives", st)
+		}
+	})
+}
+
 // The worker on a FIFO queue. A poison job fails every time; the adapter
 // does what AWS asks of partial batch responses on FIFO queues (stop at
 // the first failure, report it and everything after it), so nothing of

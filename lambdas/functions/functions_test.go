@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/contract"
 	"github.com/courier-aws/courier/lambdas/functions"
 	"github.com/courier-aws/courier/patterns"
@@ -34,6 +36,31 @@ var validEnv = map[string]string{
 	contract.EnvResultQueueURL:    "https://sqs.us-east-1.amazonaws.com/123456789012/results",
 	contract.EnvExpectedResponses: "3",
 	contract.EnvClaimCheckBucket:  "payloads",
+	contract.EnvRetryBackoff:      "5s,15m",
+}
+
+// A retry backoff that cannot be read, or has no client to apply it with,
+// is a cold-start error naming the variable.
+func TestAdapterOptionsBackoff(t *testing.T) {
+	for _, v := range []string{"5s", "x,1m", "1m,5s", "0s,1m", "1s,13h", "-1s,1m"} {
+		getenv := func(k string) string { return map[string]string{contract.EnvRetryBackoff: v}[k] }
+		if _, err := functions.AdapterOptions("worker", getenv, functions.Deps{SQS: offlineSQS()}); !errors.Is(err, patterns.ErrInvalidConfig) || !strings.Contains(err.Error(), contract.EnvRetryBackoff) {
+			t.Errorf("%s=%q: err = %v, want ErrInvalidConfig naming the variable", contract.EnvRetryBackoff, v, err)
+		}
+	}
+	getenv := func(k string) string { return map[string]string{contract.EnvRetryBackoff: "1s,1m"}[k] }
+	if _, err := functions.AdapterOptions("subscriber", getenv, functions.Deps{}); !errors.Is(err, patterns.ErrInvalidConfig) {
+		t.Errorf("no SQS client: err = %v, want ErrInvalidConfig", err)
+	}
+	opts, err := functions.AdapterOptions("worker", getenv, functions.Deps{SQS: offlineSQS()})
+	if err != nil || len(opts) != 1 {
+		t.Fatalf("valid backoff: %d options, %v", len(opts), err)
+	}
+	var o adapter.Options
+	opts[0](&o)
+	if o.Backoff == nil || o.SQS == nil || o.Backoff(3) > 4*time.Second {
+		t.Errorf("options %+v: want Backoff (1s base: at most 4s on the third receive) and SQS", o)
+	}
 }
 
 // Each function reads exactly the variables lambdas/contract declares for

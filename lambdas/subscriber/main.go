@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/contract"
@@ -28,12 +29,18 @@ func main() {
 		fail(err)
 	}
 	d := functions.Deps{Log: log}
-	if os.Getenv(contract.EnvClaimCheckBucket) != "" {
+	bucket, backoff := os.Getenv(contract.EnvClaimCheckBucket), os.Getenv(contract.EnvRetryBackoff)
+	if bucket != "" || backoff != "" {
 		awsCfg, err := config.LoadDefaultConfig(context.Background())
 		if err != nil {
 			fail(err)
 		}
-		d.S3 = s3.NewFromConfig(awsCfg)
+		if bucket != "" {
+			d.S3 = s3.NewFromConfig(awsCfg)
+		}
+		if backoff != "" {
+			d.SQS = sqs.NewFromConfig(awsCfg)
+		}
 	}
 	h, err := functions.New("subscriber", os.Getenv, d)
 	if err != nil {

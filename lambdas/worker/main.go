@@ -2,7 +2,9 @@
 // event source mapping (ReportBatchItemFailures on) feeds it batches from
 // its queue; functions.Worker says what it does with each message. With
 // COURIER_IDEMPOTENCY_TABLE set it runs each message once
-// (patterns.Idempotent on a DynamoDB store), whatever SQS redelivers.
+// (patterns.Idempotent on a DynamoDB store), whatever SQS redelivers; with
+// COURIER_RETRY_BACKOFF set a failed job comes back after an exponential
+// backoff instead of the queue's visibility timeout.
 //
 // Configuration: the variables lambdas/contract lists for "worker".
 package main
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/contract"
@@ -27,18 +30,28 @@ func main() {
 		fail(err)
 	}
 	d := functions.Deps{Log: log}
-	if os.Getenv(contract.EnvIdempotencyTable) != "" {
+	table, backoff := os.Getenv(contract.EnvIdempotencyTable), os.Getenv(contract.EnvRetryBackoff)
+	if table != "" || backoff != "" {
 		awsCfg, err := config.LoadDefaultConfig(context.Background())
 		if err != nil {
 			fail(err)
 		}
-		d.DynamoDB = dynamodb.NewFromConfig(awsCfg)
+		if table != "" {
+			d.DynamoDB = dynamodb.NewFromConfig(awsCfg)
+		}
+		if backoff != "" {
+			d.SQS = sqs.NewFromConfig(awsCfg)
+		}
 	}
 	h, err := functions.New("worker", os.Getenv, d)
 	if err != nil {
 		fail(err)
 	}
-	lambda.Start(adapter.SQSHandler(h, adapter.WithLogger(log)))
+	opts, err := functions.AdapterOptions("worker", os.Getenv, d)
+	if err != nil {
+		fail(err)
+	}
+	lambda.Start(adapter.SQSHandler(h, append(opts, adapter.WithLogger(log))...))
 }
 
 // fail ends a cold start that cannot work; Lambda reports it as an init error.

@@ -84,7 +84,7 @@ func TestContractProblems(t *testing.T) {
 	tpl := parse(t, `{"Resources": {
 		"Worker": {"Type": "AWS::Lambda::Function", "Properties": {
 			"Tags": [{"Key": "courier:function", "Value": "worker"}],
-			"Environment": {"Variables": {"COURIER_LOG_LEVEL": "info", "COURIER_IDEMPOTENCY_TABLE": "t"}}}},
+			"Environment": {"Variables": {"COURIER_LOG_LEVEL": "info", "COURIER_IDEMPOTENCY_TABLE": "t", "COURIER_RETRY_BACKOFF": "1s,1m"}}}},
 		"Responder": {"Type": "AWS::Lambda::Function", "Properties": {
 			"Tags": [{"Key": "courier:function", "Value": "responder"}],
 			"Environment": {"Variables": {"COURIER_LOG_LEVEL": "info", "COURIER_QUEUE_URL": "u", "EXTRA": "1"}}}},
