@@ -53,7 +53,7 @@ if [[ -f perf/go.mod ]]; then
 	say "fault-injection suite (perf/: toxiproxy, total-queue checker)"
 	# -v for the FAULTS lines (sent, handled, duplicates, lost per scenario).
 	set +e
-	(cd perf && go vet ./... && go test -race -count=1 -v -timeout 20m ./...) |
+	(cd perf && go vet ./... && COURIER_BACKEND= go test -race -count=1 -v -timeout 20m ./...) |
 		grep -E '^(FAULTS|--- (FAIL|PASS)|ok|FAIL|panic)|^\s+\S+_test\.go:'
 	status=${PIPESTATUS[0]}
 	set -e
