@@ -355,6 +355,9 @@ type Aggregator struct {
 	stats    struct {
 		responses, duplicates, late, unknown, completed, deadlines, processorErrors atomic.Int64
 	}
+	// done, when set, hears of each aggregate this aggregator completed,
+	// after the processor and the stats (ScatterGather's waiters).
+	done func(*Aggregate)
 }
 
 // NewAggregator returns an Aggregator; the configuration is checked here.
@@ -482,6 +485,9 @@ func (a *Aggregator) complete(ctx context.Context, cid string, reason Completion
 	a.stats.completed.Add(1)
 	if agg.Reason == CompletedDeadline {
 		a.stats.deadlines.Add(1)
+	}
+	if a.done != nil {
+		a.done(agg)
 	}
 	if err := a.cfg.Store.MarkProcessed(ctx, cid); err != nil {
 		// Processed already: only a redelivery of this message could run
@@ -732,22 +738,24 @@ func NewScatterGather(sqsClient SQSAPI, snsClient SNSPublishAPI, cfg ScatterGath
 		ConsumerConfig: cc, Store: cfg.Store, Predicate: cfg.Predicate,
 		Processor: func(ctx context.Context, a *Aggregate) error {
 			if cfg.Processor != nil {
-				if err := cfg.Processor(ctx, a); err != nil {
-					return err
-				}
-			}
-			sg.mu.Lock()
-			w := sg.waiters[a.CorrelationID]
-			delete(sg.waiters, a.CorrelationID)
-			sg.mu.Unlock()
-			if w != nil {
-				w <- a // one slot, one sender
+				return cfg.Processor(ctx, a)
 			}
 			return nil
 		},
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Gather returns once the aggregator has counted the completion, so
+	// Stats after Gather includes it.
+	sg.agg.done = func(a *Aggregate) {
+		sg.mu.Lock()
+		w := sg.waiters[a.CorrelationID]
+		delete(sg.waiters, a.CorrelationID)
+		sg.mu.Unlock()
+		if w != nil {
+			w <- a // one slot, one sender
+		}
 	}
 	return sg, nil
 }
