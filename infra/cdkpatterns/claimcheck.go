@@ -106,9 +106,7 @@ func NewClaimCheckBucket(scope constructs.Construct, id string, props *ClaimChec
 func (b ClaimCheckBucket) GrantWrite(grantee awsiam.IGrantable) {
 	grant(grantee, []string{"s3:PutObject", "s3:AbortMultipartUpload"}, b.objects())
 	b.suppressObjectWildcard(grantee)
-	if b.key != nil {
-		grant(grantee, []string{"kms:GenerateDataKey", "kms:Decrypt"}, *b.key.KeyArn())
-	}
+	grantKey(grantee, b.key)
 }
 
 // GrantRead lets grantee resolve pointers (a Consumer or Lambda adapter

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/courier-aws/courier/patterns"
 )
 
 // Environment variable names read by the functions in lambdas/.
@@ -86,7 +88,7 @@ func ParseRetryBackoff(s string) (base, max time.Duration, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s=%q: %w", EnvRetryBackoff, s, err)
 	}
-	if base <= 0 || max < base || max > 12*time.Hour {
+	if base <= 0 || max < base || max > patterns.MaxVisibilityTimeout {
 		return 0, 0, fmt.Errorf("%s=%q: want 0 < base <= max <= 12h", EnvRetryBackoff, s)
 	}
 	return base, max, nil

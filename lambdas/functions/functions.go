@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/contract"
@@ -115,17 +116,20 @@ func required(getenv Env, name string) (string, error) {
 }
 
 // AdapterOptions returns the adapter options function name runs with, from
-// getenv: the worker and the subscriber space their retries when
-// COURIER_RETRY_BACKOFF is set (and then need d.SQS), and the subscriber
-// resolves claim-check pointers when COURIER_CLAIM_CHECK_BUCKET is set
-// (and then needs d.S3). A main package passes them to adapter.SQSHandler
+// the variables lambdas/contract lists for it: COURIER_RETRY_BACKOFF spaces
+// its retries (and then needs d.SQS), COURIER_CLAIM_CHECK_BUCKET resolves
+// claim-check pointers (and then needs d.S3). A main package passes them to adapter.SQSHandler
 // with its logger.
 func AdapterOptions(name string, getenv Env, d Deps) ([]func(*adapter.Options), error) {
-	if name != "worker" && name != "subscriber" {
-		return nil, nil
+	fn, _ := contract.Lookup(name)
+	setting := func(v string) string { // only the variables fn reads
+		if !slices.Contains(fn.Env, v) {
+			return ""
+		}
+		return getenv(v)
 	}
 	var opts []func(*adapter.Options)
-	if s := getenv(contract.EnvRetryBackoff); s != "" {
+	if s := setting(contract.EnvRetryBackoff); s != "" {
 		base, max, err := contract.ParseRetryBackoff(s)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", patterns.ErrInvalidConfig, err)
@@ -137,21 +141,17 @@ func AdapterOptions(name string, getenv Env, d Deps) ([]func(*adapter.Options), 
 		}
 		opts = append(opts, func(o *adapter.Options) { o.Backoff, o.SQS = backoff, vis })
 	}
-	if name != "subscriber" {
-		return opts, nil
+	if bucket := setting(contract.EnvClaimCheckBucket); bucket != "" {
+		if d.S3 == nil {
+			return nil, fmt.Errorf("%w: %s=%s but no S3 client", patterns.ErrInvalidConfig, contract.EnvClaimCheckBucket, bucket)
+		}
+		// A topic's payloads are shared by every subscription: never
+		// deleted here; the bucket's lifecycle rule removes them (infra).
+		cc, err := patterns.NewClaimCheck(d.S3, bucket, func(o *patterns.ClaimCheckOptions) { o.KeepObjects = true })
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, func(o *adapter.Options) { o.ClaimCheck = cc })
 	}
-	bucket := getenv(contract.EnvClaimCheckBucket)
-	if bucket == "" {
-		return opts, nil
-	}
-	if d.S3 == nil {
-		return nil, fmt.Errorf("%w: %s=%s but no S3 client", patterns.ErrInvalidConfig, contract.EnvClaimCheckBucket, bucket)
-	}
-	// A topic's payloads are shared by every subscription: never deleted
-	// here; the bucket's lifecycle rule removes them (infra).
-	cc, err := patterns.NewClaimCheck(d.S3, bucket, func(o *patterns.ClaimCheckOptions) { o.KeepObjects = true })
-	if err != nil {
-		return nil, err
-	}
-	return append(opts, func(o *adapter.Options) { o.ClaimCheck = cc }), nil
+	return opts, nil
 }
