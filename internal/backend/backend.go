@@ -27,10 +27,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/courier-aws/courier/memaws"
 )
 
-// Names of the backends, in the order tests run them.
-var Names = []string{"localstack", "moto", "aws"}
+// Names of the backends, in the order tests run them. memory is the
+// in-process memaws Server: nothing to start, so it is always there.
+var Names = []string{"memory", "localstack", "moto", "aws"}
 
 // Backend is one SQS/SNS endpoint the tests can use.
 type Backend struct {
@@ -38,7 +41,23 @@ type Backend struct {
 	Endpoint string // "" for AWS
 	Caps     Capabilities
 	cfg      aws.Config
+	mem      *memaws.Server // the memory backend's server
 }
+
+var (
+	memOnce   sync.Once
+	memServer *memaws.Server
+)
+
+// Memory is the process's in-memory backend: one memaws Server that every
+// test of the process shares, as they share an emulator.
+func Memory() *memaws.Server {
+	memOnce.Do(func() { memServer = memaws.New() })
+	return memServer
+}
+
+// Server is the memaws Server of the memory backend, nil for the others.
+func (b *Backend) Server() *memaws.Server { return b.mem }
 
 // Config returns an SDK config for the backend.
 func (b *Backend) Config() aws.Config { return b.cfg.Copy() }
@@ -66,6 +85,13 @@ func discover() {
 
 func find(name string) (*Backend, string) {
 	ctx := context.Background()
+	if name == "memory" {
+		// Opt-in (COURIER_MEMORY=1) while memaws is being completed.
+		if os.Getenv("COURIER_MEMORY") != "1" {
+			return nil, "set COURIER_MEMORY=1"
+		}
+		return &Backend{Name: name, Caps: capsFor(name), cfg: Memory().Config(), mem: Memory()}, ""
+	}
 	if name == "aws" {
 		if os.Getenv("COURIER_AWS") != "1" {
 			return nil, "set COURIER_AWS=1 (with credentials and region) to run against real AWS"
@@ -142,7 +168,7 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 			t.Errorf("BACKEND ABSENT: %s is required (COURIER_REQUIRE_BACKENDS) but %s", name, why)
 			continue
 		}
-		if name != "aws" {
+		if name != "aws" && name != "memory" {
 			recordSkip(t, name, why)
 		}
 	}

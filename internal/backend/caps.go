@@ -69,6 +69,13 @@ func capsFor(name string) Capabilities {
 			HTTPNotificationAttributes:          true,
 			PublishIndependentOfHTTPSubscribers: true,
 		}
+	case "memory":
+		// memaws follows AWS; it has no DynamoDB, no CloudFormation and no
+		// HTTP subscriptions (it opens no sockets).
+		c := allCaps()
+		c.DynamoDB, c.CloudFormation = false, false
+		c.SignsHTTPNotifications, c.HTTPNotificationAttributes, c.PublishIndependentOfHTTPSubscribers = false, false, false
+		return c
 	case "moto":
 		return Capabilities{DynamoDB: true}
 	}
