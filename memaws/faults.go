@@ -12,6 +12,10 @@ type Call struct {
 	Resource  string // queue URL, topic ARN or "bucket/key"; "" when the call names none
 	Entries   int    // entries of a batch call, 0 otherwise
 	Attempt   int    // 1 for the first time this client sent this request, more for the SDK's retries
+	// Body is the request body as sent (read-only): a seeded Injector can
+	// decide by content, so that the same message meets the same fault
+	// whatever order goroutines ran in.
+	Body []byte
 }
 
 // Fault is what goes wrong with one Call. The zero Fault is a call that

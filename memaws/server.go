@@ -177,7 +177,7 @@ func (c *client) Do(hr *http.Request) (*http.Response, error) {
 		body = b
 	}
 	service := signingService(hr)
-	call := Call{Service: service, Attempt: attempt(hr)}
+	call := Call{Service: service, Attempt: attempt(hr), Body: body}
 	var form url.Values
 	switch service {
 	case "sqs":
