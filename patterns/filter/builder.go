@@ -14,18 +14,35 @@ type Builder struct {
 func Attrs() *Builder { return &Builder{scope: Attributes, root: map[string]any{}} }
 
 // OnBody starts a policy on the JSON message body; keys may be dotted
-// paths ("order.total") for nested properties.
+// paths ("order.total") for nested properties (KeyPath for a key that
+// itself holds a dot).
 func OnBody() *Builder { return &Builder{scope: Body, root: map[string]any{}} }
 
 // Key adds a key with its conditions (ORed): plain strings and numbers match
-// exactly; Prefix, Suffix, AnythingBut, Numeric, Exists, EqualsIgnoreCase
-// and CIDR build the operators.
+// exactly; Prefix, Suffix, Wildcard, AnythingBut (and its Prefix, Suffix,
+// Wildcard forms), Numeric, Exists, EqualsIgnoreCase and CIDR build the
+// operators. In the body scope a dotted path nests: "order.total" is
+// {"order":{"total":[...]}}.
 func (b *Builder) Key(path string, conds ...any) *Builder {
-	obj := b.root
 	parts := []string{path}
 	if b.scope == Body {
 		parts = strings.Split(path, ".")
 	}
+	return b.KeyPath(parts, conds...)
+}
+
+// KeyPath is Key with the path given as its object keys, each taken
+// literally: KeyPath([]string{"order", "ship.to"}, ...) is
+// {"order":{"ship.to":[...]}}. SNS matches a key as if every key were
+// joined by dots, so both spellings find the same messages; KeyPath
+// writes the one a policy should show. More than one key needs the body
+// scope (Build refuses nesting on attributes).
+func (b *Builder) KeyPath(path []string, conds ...any) *Builder {
+	if len(path) == 0 {
+		path = []string{""}
+	}
+	obj := b.root
+	parts := path
 	for _, p := range parts[:len(parts)-1] {
 		next, ok := obj[p].(map[string]any)
 		if !ok {
@@ -60,6 +77,11 @@ func Prefix(s string) any { return map[string]any{"prefix": s} }
 // Suffix matches strings that end with s.
 func Suffix(s string) any { return map[string]any{"suffix": s} }
 
+// Wildcard matches strings by a pattern where "*" stands for any run of
+// characters (at most three "*", never two in a row; "\\*" is a literal
+// "*"): Wildcard("*.png").
+func Wildcard(pattern string) any { return map[string]any{"wildcard": pattern} }
+
 // EqualsIgnoreCase matches s in any case.
 func EqualsIgnoreCase(s string) any { return map[string]any{"equals-ignore-case": s} }
 
@@ -76,6 +98,17 @@ func AnythingBut(values ...any) any { return map[string]any{"anything-but": valu
 // AnythingButPrefix matches a present string that does not begin with s.
 func AnythingButPrefix(s string) any {
 	return map[string]any{"anything-but": map[string]any{"prefix": s}}
+}
+
+// AnythingButSuffix matches a present string that does not end with s.
+func AnythingButSuffix(s string) any {
+	return map[string]any{"anything-but": map[string]any{"suffix": s}}
+}
+
+// AnythingButWildcard matches a present string that the wildcard pattern
+// does not match.
+func AnythingButWildcard(pattern string) any {
+	return map[string]any{"anything-but": map[string]any{"wildcard": pattern}}
 }
 
 // Numeric compares numbers: Numeric("=", 5), Numeric(">", 0, "<=", 100).

@@ -1,9 +1,12 @@
 package filter_test
 
 import (
+	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/courier-aws/courier/patterns/filter"
 )
@@ -131,10 +134,17 @@ func TestMatchBody(t *testing.T) {
 func FuzzParseMatch(f *testing.F) {
 	f.Add(`{"color":["orange",{"prefix":"r"}],"n":[{"numeric":[">",1]}]}`, `{"color":"orange","n":2}`)
 	f.Add(`{"$or":[{"a":["1"]},{"b":[{"exists":false}]}]}`, `{"a":"1"}`)
+	f.Add(`{"color":[{"wildcard":"o*n*e"},{"anything-but":{"wildcard":"*x"}}]}`, `{"color":"orange"}`)
+	f.Add(`{"a.b":{"c":[{"anything-but":{"suffix":"z"}}]},"n":[{"exists":true}]}`, `{"a":{"b.c":"y"},"n":null}`)
+	f.Add(`{"a":{"b":{"c":["1","2"]}},"d":{"e":["3"]}}`, `{"a.b.c":"1","d":{"e":"3"}}`)
 	f.Fuzz(func(t *testing.T, policy, body string) {
 		for _, scope := range []filter.Scope{filter.Attributes, filter.Body} {
 			p, err := filter.Parse(policy, scope)
 			if err != nil {
+				var pe *filter.PolicyError
+				if !errors.As(err, &pe) || !errors.Is(err, filter.ErrInvalidPolicy) || pe.Rule == "" {
+					t.Fatalf("%s: %v is not a *PolicyError naming a rule", policy, err)
+				}
 				continue
 			}
 			again, err := filter.Parse(p.JSON(), scope)
@@ -146,6 +156,54 @@ func FuzzParseMatch(f *testing.F) {
 				t.Fatal("not deterministic")
 			}
 			p.MatchAttributes(map[string]filter.Attr{"color": {Type: "String", Value: body}, "n": {Type: "Number", Value: body}, "a": {Type: "String.Array", Value: body}})
+		}
+	})
+}
+
+// FuzzWildcard compares wildcard matching, and anything-but's negation of
+// it, with a regular expression built from the same pattern.
+func FuzzWildcard(f *testing.F) {
+	f.Add("*.txt", "notes.txt")
+	f.Add("a*b*c", "abbc")
+	f.Add(`a\*b`, "a*b")
+	f.Add("ab*ba", "aba")
+	f.Add("*", "")
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if !utf8.ValidString(pattern) || !utf8.ValidString(s) {
+			return
+		}
+		policy, _ := json.Marshal(map[string]any{"v": []any{map[string]any{"wildcard": pattern}}})
+		p, err := filter.Parse(string(policy), filter.Attributes)
+		if err != nil {
+			var pe *filter.PolicyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("%s: %v", policy, err)
+			}
+			return
+		}
+		var re strings.Builder
+		re.WriteString("(?s)^")
+		rs := []rune(pattern)
+		for i := 0; i < len(rs); i++ {
+			switch rs[i] {
+			case '\\':
+				i++
+				re.WriteString(regexp.QuoteMeta(string(rs[i])))
+			case '*':
+				re.WriteString(".*")
+			default:
+				re.WriteString(regexp.QuoteMeta(string(rs[i])))
+			}
+		}
+		re.WriteString("$")
+		want := regexp.MustCompile(re.String()).MatchString(s)
+		attrs := map[string]filter.Attr{"v": {Type: "String", Value: s}}
+		if got := p.MatchAttributes(attrs); got != want {
+			t.Fatalf("wildcard %q on %q = %v, want %v (%s)", pattern, s, got, want, re.String())
+		}
+		not, _ := json.Marshal(map[string]any{"v": []any{map[string]any{"anything-but": map[string]any{"wildcard": pattern}}}})
+		if got := filter.MustParse(string(not), filter.Attributes).MatchAttributes(attrs); got == want {
+			t.Fatalf("anything-but wildcard %q on %q = %v, want %v", pattern, s, got, !want)
 		}
 	})
 }
