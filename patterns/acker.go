@@ -3,6 +3,7 @@ package patterns
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,7 +14,8 @@ import (
 // acker batches a consumer's deletes and visibility changes: up to ten per
 // request, sent when a batch is full or AckInterval after its first entry.
 // Requests run concurrently (bounded), so a slow one does not hold up the
-// handlers.
+// handlers. Each request may take CallTimeout, and close, CallTimeout in
+// all: what is not answered by then is counted as not sent.
 type acker struct {
 	c       *Consumer
 	vis     time.Duration
@@ -24,12 +26,17 @@ type acker struct {
 	jobs    chan func(context.Context) // to the senders
 	wg      sync.WaitGroup             // jobs not yet done
 	senders sync.WaitGroup
-	// flushing is held (read) by a timer's flush; closed, set under it
-	// (write) by close, stops later timer flushes.
-	flushing sync.RWMutex
-	closed   bool
-	ctx      context.Context // not cancelled by Run's context: acks must land
-	cancel   context.CancelFunc
+	// gate is held (read) by whatever may send (a handler's decision, a
+	// timer's flush); closed, set under it (write) by close, stops them
+	// all: a handler abandoned at shutdown may return after Run did.
+	gate   sync.RWMutex
+	closed bool
+	// closing is set when close begins; deletes and visibility changes
+	// that fail from then on are counted: Run reports them.
+	closing                      atomic.Bool
+	unsentDeletes, unsentChanges atomic.Int64
+	ctx                          context.Context // not cancelled by Run's context (acks must land); by close, CallTimeout after it began
+	cancel                       context.CancelFunc
 }
 
 // pendingDelete is a handled message's receipt handle, and what to do once
@@ -61,6 +68,12 @@ func newAcker(c *Consumer, vis time.Duration) *acker {
 // delete schedules the deletion of a handled message; after, if not nil,
 // runs once SQS confirmed it.
 func (a *acker) delete(handle string, after func(context.Context)) {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if a.closed {
+		a.late()
+		return
+	}
 	a.mu.Lock()
 	a.deletes = append(a.deletes, pendingDelete{handle, after})
 	full := len(a.deletes) >= MaxBatchEntries
@@ -82,6 +95,12 @@ func (a *acker) release(handle string) { a.setVisibility(handle, 0) }
 // setVisibility schedules a visibility change to secs: 0 releases a
 // message, more delays its next delivery (retry backoff).
 func (a *acker) setVisibility(handle string, secs int32) {
+	a.gate.RLock()
+	defer a.gate.RUnlock()
+	if a.closed {
+		a.late()
+		return
+	}
 	a.mu.Lock()
 	if a.changes == nil {
 		a.changes = make(map[int32][]string)
@@ -96,8 +115,14 @@ func (a *acker) setVisibility(handle string, secs int32) {
 	}
 	a.mu.Unlock()
 	if batch != nil {
-		a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, secs) })
+		a.send(func(ctx context.Context) { a.changeBatch(ctx, batch, secs) })
 	}
+}
+
+// late drops the decision of a handler that returned after Run abandoned
+// it (Run counted its message then).
+func (a *acker) late() {
+	a.c.cfg.Logger.Warn("courier: a handler abandoned at shutdown returned; its message will be delivered again", "queue", a.c.queue.URL)
 }
 
 func (a *acker) armLocked() {
@@ -109,8 +134,8 @@ func (a *acker) armLocked() {
 // timerFlush is flush from the timer: it runs under flushing, so that
 // close can wait for one that already fired, and not at all once closed.
 func (a *acker) timerFlush() {
-	a.flushing.RLock()
-	defer a.flushing.RUnlock()
+	a.gate.RLock()
+	defer a.gate.RUnlock()
 	if !a.closed {
 		a.flush()
 	}
@@ -134,7 +159,7 @@ func (a *acker) flush() {
 			n := min(len(handles), MaxBatchEntries)
 			batch := handles[:n]
 			handles = handles[n:]
-			a.send(func(ctx context.Context) { a.visibilityBatch(ctx, batch, secs) })
+			a.send(func(ctx context.Context) { a.changeBatch(ctx, batch, secs) })
 		}
 	}
 }
@@ -144,26 +169,36 @@ func (a *acker) send(fn func(context.Context)) {
 	a.jobs <- fn
 }
 
-// close flushes everything pending and waits for it.
-func (a *acker) close() {
+// close flushes everything pending and waits for it, CallTimeout at
+// most, and returns how many deletes and visibility changes were not sent
+// since it began.
+func (a *acker) close() (deletes, changes int64) {
+	a.closing.Store(true)
+	// One bounded flush: requests under way or queued (a timer's flush
+	// may be waiting for a sender) end CallTimeout from now.
+	deadline := time.AfterFunc(a.c.cfg.CallTimeout, a.cancel)
+	defer deadline.Stop()
 	a.mu.Lock()
 	if a.timer != nil {
 		a.timer.Stop()
 	}
 	a.mu.Unlock()
-	// A timer that fired before Stop may be flushing: wait for it, and
-	// keep any later one from sending after the senders are gone.
-	a.flushing.Lock()
+	// Wait for senders under way (a timer's flush, a full batch) and keep
+	// anyone from sending after the senders are gone.
+	a.gate.Lock()
 	a.closed = true
-	a.flushing.Unlock()
+	a.gate.Unlock()
 	a.flush()
 	a.wg.Wait()
 	close(a.jobs)
 	a.senders.Wait()
 	a.cancel()
+	return a.unsentDeletes.Load(), a.unsentChanges.Load()
 }
 
 func (a *acker) deleteBatch(ctx context.Context, handles []pendingDelete) {
+	ctx, cancel := context.WithTimeout(ctx, a.c.cfg.CallTimeout)
+	defer cancel()
 	entries := make([]types.DeleteMessageBatchRequestEntry, len(handles))
 	for i, h := range handles {
 		entries[i] = types.DeleteMessageBatchRequestEntry{Id: aws.String(entryID(i)), ReceiptHandle: aws.String(h.handle)}
@@ -172,24 +207,48 @@ func (a *acker) deleteBatch(ctx context.Context, handles []pendingDelete) {
 	out, err := a.c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
 	if err != nil {
 		a.c.stats.deleteErrors.Add(int64(len(handles)))
+		a.unsent(&a.unsentDeletes, len(handles))
 		a.c.cfg.Logger.Warn("courier: delete failed; the messages will be delivered again", "queue", q, "count", len(handles), "err", err)
 		return
 	}
 	a.c.stats.deleted.Add(int64(len(out.Successful)))
 	for _, s := range out.Successful {
 		if i, ok := entryIndex(s.Id, len(handles)); ok && handles[i].after != nil {
-			handles[i].after(ctx)
+			actx, cancel := context.WithTimeout(a.ctx, a.c.cfg.CallTimeout)
+			handles[i].after(actx)
+			cancel()
 		}
 	}
 	if len(out.Failed) > 0 {
 		a.c.stats.deleteErrors.Add(int64(len(out.Failed)))
+		a.unsent(&a.unsentDeletes, len(out.Failed))
 		f := out.Failed[0]
 		a.c.cfg.Logger.Warn("courier: delete refused; the messages will be delivered again", "queue", q,
 			"count", len(out.Failed), "code", aws.ToString(f.Code), "err", aws.ToString(f.Message))
 	}
 }
 
+// changeBatch sends a batch of decided visibility changes (release, backoff).
+func (a *acker) changeBatch(ctx context.Context, handles []string, secs int32) {
+	failed := 0
+	for _, ok := range a.visibilityBatch(ctx, handles, secs) {
+		if !ok {
+			failed++
+		}
+	}
+	a.unsent(&a.unsentChanges, failed)
+}
+
+// unsent counts n entries that failed once close began.
+func (a *acker) unsent(counter *atomic.Int64, n int) {
+	if n > 0 && a.closing.Load() {
+		counter.Add(int64(n))
+	}
+}
+
 func (a *acker) visibilityBatch(ctx context.Context, handles []string, secs int32) []bool {
+	ctx, cancel := context.WithTimeout(ctx, a.c.cfg.CallTimeout)
+	defer cancel()
 	ok := make([]bool, len(handles))
 	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(handles))
 	for i, h := range handles {

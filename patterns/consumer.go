@@ -2,6 +2,7 @@ package patterns
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -39,9 +40,14 @@ type ConsumerConfig struct {
 	// MaxMessages is how many messages one ReceiveMessage asks for (1-10).
 	// Default 10.
 	MaxMessages int
-	// WaitTime is the long-poll wait (0-20s). Default 20s: an idle consumer
-	// costs three requests a minute. Shutdown waits for the poll under way,
-	// at most this long, so that no message is taken by an abandoned poll.
+	// WaitTime is the long-poll wait, 1s-20s; SQS counts whole seconds, so
+	// a fraction is rounded up, and less than a second is refused (SQS
+	// would be asked for no wait at all). Default 20s: an idle consumer
+	// costs three requests a minute. A receive that comes back empty sooner
+	// than half its wait (an emulator or a fake that does not long-poll) is
+	// followed by a pause, growing to a second, so an idle consumer never
+	// spins. Shutdown waits for the poll under way (at most ShutdownTimeout)
+	// so that no message is taken by an abandoned poll.
 	WaitTime time.Duration
 	// VisibilityTimeout, when set, is sent with each receive. Zero uses the
 	// queue's own, read once at start.
@@ -52,10 +58,20 @@ type ConsumerConfig struct {
 	// AckInterval is how long a finished message may wait for others to
 	// fill its delete batch. Default 50ms.
 	AckInterval time.Duration
-	// ShutdownTimeout is how long in-flight handlers may run after the
-	// context of Run is done before their own context is cancelled.
-	// Default 30s.
+	// ShutdownTimeout is how long in-flight handlers (and the poll under
+	// way) may run after the context of Run is done before their own
+	// context is cancelled. A handler that does not return within a second
+	// of that is abandoned: Run does not wait for it, and its message is
+	// delivered again after its visibility timeout. Default 30s.
 	ShutdownTimeout time.Duration
+	// CallTimeout bounds each SQS request: deletes, visibility changes
+	// (heartbeat extensions included) and the GetQueueAttributes at start
+	// may take this long, a receive WaitTime plus this. The SDK's default
+	// HTTP client has no timeout, so without one a stalled endpoint would
+	// hold a request, and shutdown, for ever. It also bounds the final
+	// flush of Run: Run returns at most ShutdownTimeout + 1s + CallTimeout
+	// after its context is done. Default 5s.
+	CallTimeout time.Duration
 	// Backoff, when set, decides when a message whose handler failed is
 	// delivered again: its visibility timeout is set to Backoff(receiveCount)
 	// instead of waiting out the queue's whole timeout. The redrive policy
@@ -88,6 +104,9 @@ func (c *ConsumerConfig) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -106,17 +125,32 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("%w: MaxMessages %d outside 1..10", ErrInvalidConfig, c.MaxMessages)
 	case c.MaxInFlight < c.Workers:
 		return fmt.Errorf("%w: MaxInFlight %d < Workers %d", ErrInvalidConfig, c.MaxInFlight, c.Workers)
-	case c.WaitTime < 0 || c.WaitTime > 20*time.Second:
-		return fmt.Errorf("%w: WaitTime %v outside 0..20s", ErrInvalidConfig, c.WaitTime)
+	case c.WaitTime < time.Second || c.WaitTime > 20*time.Second:
+		return fmt.Errorf("%w: WaitTime %v outside 1s..20s (0: the default, 20s)", ErrInvalidConfig, c.WaitTime)
 	case c.VisibilityTimeout < 0 || c.VisibilityTimeout > 12*time.Hour:
 		return fmt.Errorf("%w: VisibilityTimeout %v outside 0..12h", ErrInvalidConfig, c.VisibilityTimeout)
 	case c.VisibilityTimeout > 0 && c.VisibilityTimeout < time.Second:
 		return fmt.Errorf("%w: VisibilityTimeout %v: SQS counts whole seconds", ErrInvalidConfig, c.VisibilityTimeout)
 	case c.HeartbeatInterval < 0:
 		return fmt.Errorf("%w: HeartbeatInterval %v < 0", ErrInvalidConfig, c.HeartbeatInterval)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("%w: ShutdownTimeout %v < 0", ErrInvalidConfig, c.ShutdownTimeout)
+	case c.CallTimeout < 0:
+		return fmt.Errorf("%w: CallTimeout %v < 0", ErrInvalidConfig, c.CallTimeout)
 	}
 	return nil
 }
+
+// waitSeconds is WaitTime as SQS takes it: whole seconds, rounded up.
+func (c ConsumerConfig) waitSeconds() int32 {
+	return int32((c.WaitTime + time.Second - 1) / time.Second)
+}
+
+// ErrShutdownIncomplete: Run ended without finishing what it had taken
+// on: handlers that outlived ShutdownTimeout were abandoned, or deletes and
+// visibility changes were not sent within CallTimeout. Those messages are
+// not lost: SQS delivers them again after their visibility timeout.
+var ErrShutdownIncomplete = errors.New("courier: consumer shutdown incomplete")
 
 // ConsumerStats counts what a Consumer did.
 type ConsumerStats struct {
@@ -171,6 +205,11 @@ type inflight struct {
 	msg      *Message
 	parseErr error
 	deadline time.Time // when its visibility ends, as far as we know
+	// extending: the heartbeat has an extension of it under way. The
+	// decision taken meanwhile (delete, release, backoff) waits in then
+	// until the extension is answered, so that it lands last.
+	extending bool
+	then      func()
 }
 
 // run is a sequence of messages handled in order by one worker: one
@@ -184,8 +223,13 @@ type run struct {
 // Run receives and handles messages until ctx is done, then shuts down
 // gracefully: it stops receiving, lets in-flight handlers finish (for up to
 // ShutdownTimeout), makes received but unstarted messages visible again,
-// flushes pending deletes, and returns nil. It returns an error early only
-// when the queue cannot be consumed (it does not exist, access is denied).
+// flushes pending deletes (for up to CallTimeout), and returns nil. It
+// returns an error early only when the queue cannot be consumed (it does
+// not exist, access is denied). When shutdown could not finish (handlers
+// that ignore their cancelled context, an endpoint that does not answer)
+// Run still returns in bounded time, with an error wrapping
+// ErrShutdownIncomplete that counts what was left; an abandoned handler's
+// goroutine is the one thing that may outlive Run.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if h == nil {
 		return fmt.Errorf("%w: nil handler", ErrInvalidConfig)
@@ -194,15 +238,15 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if err != nil {
 		return err
 	}
-	// Handlers and acknowledgements outlive ctx (graceful shutdown), but
-	// never Run: both contexts end before Run returns.
+	// Handlers, the poll under way and acknowledgements outlive ctx
+	// (graceful shutdown), but never Run: their contexts end before Run
+	// returns. Shutdown begins when ctx is done or the queue cannot be
+	// consumed; ShutdownTimeout later, handlers and the poll are cancelled.
 	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-	stopTimer := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(c.cfg.ShutdownTimeout, cancelHandlers)
-		go func() { <-handlerCtx.Done(); t.Stop() }()
-	})
-	defer stopTimer()
+	var shutdownTimer *time.Timer
+	startShutdown := sync.OnceFunc(func() { shutdownTimer = time.AfterFunc(c.cfg.ShutdownTimeout, cancelHandlers) })
+	stopAfter := context.AfterFunc(ctx, startShutdown)
 
 	a := newAcker(c, vis)
 	tr := newTracker(vis)
@@ -225,19 +269,65 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		c.heartbeat(hbCtx, tr, a, vis)
 	}()
 
-	fatal := c.receiveLoop(ctx, work, slots, tr, a, groups)
+	fatal := c.receiveLoop(ctx, handlerCtx, work, slots, tr, a, groups)
+	stopAfter()
+	startShutdown()
+	defer shutdownTimer.Stop()
 
 	close(work)
-	workers.Wait()
+	abandoned := c.waitWorkers(&workers, handlerCtx, work, a, tr, slots, groups)
 	stopHeartbeat()
 	<-hbDone
-	a.close()
-	return fatal
+	deletes, changes := a.close()
+	if abandoned == 0 && deletes == 0 && changes == 0 {
+		return fatal
+	}
+	c.cfg.Logger.Error("courier: consumer shutdown incomplete; these messages will be delivered again",
+		"queue", c.queue.URL, "abandoned", abandoned, "deletes_not_sent", deletes, "visibility_changes_not_sent", changes)
+	incomplete := fmt.Errorf("%w: %s: %d messages abandoned in handlers still running %v after shutdown began, "+
+		"%d deletes and %d visibility changes not sent within CallTimeout %v; SQS delivers them again after their visibility timeout",
+		ErrShutdownIncomplete, c.queue.URL, abandoned, c.cfg.ShutdownTimeout, deletes, changes, c.cfg.CallTimeout)
+	return errors.Join(fatal, incomplete)
+}
+
+// handlerGrace is how long Run waits for handlers after cancelling them
+// before it abandons them: a handler that honours its context returns
+// well within it.
+const handlerGrace = time.Second
+
+// waitWorkers waits for the workers to finish, or, once handlerCtx is
+// cancelled, handlerGrace more; then it abandons those still running,
+// releases the runs no worker will start, and returns how many messages
+// the abandoned handlers still hold.
+func (c *Consumer) waitWorkers(workers *sync.WaitGroup, handlerCtx context.Context, work <-chan run, a *acker, tr *tracker, slots *slots, groups *groupGate) int {
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return 0
+	case <-handlerCtx.Done():
+	}
+	grace := time.NewTimer(handlerGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return 0
+	case <-grace.C:
+	}
+	for r := range work {
+		c.release(r.msgs, a, tr, slots)
+	}
+	for _, r := range groups.drain() {
+		c.release(r.msgs, a, tr, slots)
+	}
+	return tr.len()
 }
 
 // visibilityTimeout returns the configured timeout or reads the queue's.
 // Reading it also proves the queue exists before anything else happens.
 func (c *Consumer) visibilityTimeout(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
 	out, err := c.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(c.queue.URL),
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
@@ -255,8 +345,12 @@ func (c *Consumer) visibilityTimeout(ctx context.Context) (time.Duration, error)
 	return time.Duration(secs) * time.Second, nil
 }
 
-func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slots, tr *tracker, a *acker, groups *groupGate) error {
-	var errBackoff int
+// emptyPollPause is the first pause after a receive that came back empty
+// without waiting; it doubles with each such receive in a row, up to a second.
+const emptyPollPause = 50 * time.Millisecond
+
+func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run, slots *slots, tr *tracker, a *acker, groups *groupGate) error {
+	var errBackoff, shortPolls int
 	for {
 		// Ask for a full batch when the in-flight bound allows one: fewer,
 		// fuller receives cost fewer requests per message.
@@ -267,7 +361,7 @@ func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slot
 		in := &sqs.ReceiveMessageInput{
 			QueueUrl:                    aws.String(c.queue.URL),
 			MaxNumberOfMessages:         int32(n),
-			WaitTimeSeconds:             int32(c.cfg.WaitTime / time.Second),
+			WaitTimeSeconds:             c.cfg.waitSeconds(),
 			MessageAttributeNames:       []string{"All"},
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		}
@@ -276,9 +370,11 @@ func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slot
 		}
 		// The poll is not cancelled with ctx: SQS would go on with an
 		// abandoned long poll and hide the message it takes until its
-		// visibility timeout. Waiting for it (at most WaitTime) and
-		// releasing what it brings loses nothing.
-		pollCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WaitTime+30*time.Second)
+		// visibility timeout. Waiting for it (at most WaitTime, or
+		// ShutdownTimeout when the endpoint stalls) and releasing what it
+		// brings loses nothing.
+		pollCtx, cancel := context.WithTimeout(handlerCtx, c.cfg.WaitTime+c.cfg.CallTimeout)
+		sent := time.Now()
 		out, err := c.client.ReceiveMessage(pollCtx, in)
 		cancel()
 		c.stats.receives.Add(1)
@@ -310,6 +406,16 @@ func (c *Consumer) receiveLoop(ctx context.Context, work chan<- run, slots *slot
 				work <- r
 			}
 		}
+		// An empty answer sooner than half the wait is no long poll (an
+		// emulator or a fake): pause, or an idle consumer would spin.
+		if len(out.Messages) > 0 || time.Since(sent) >= c.cfg.WaitTime/2 {
+			shortPolls = 0
+			continue
+		}
+		if sleepCtx(ctx, min(emptyPollPause<<min(shortPolls, 5), time.Second)) != nil {
+			return nil
+		}
+		shortPolls++
 	}
 }
 
@@ -387,27 +493,30 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 		if err == nil {
 			err = c.traced(handlerCtx, h, f.msg)
 		}
-		tr.remove(f)
-		slots.release(1)
 		if err == nil {
 			c.stats.handled.Add(1)
 			var after func(context.Context)
 			if cc, m := c.cfg.ClaimCheck, f.msg; cc != nil && m.Offloaded != nil {
 				after = func(ctx context.Context) { cc.afterDelete(ctx, m) }
 			}
-			a.delete(f.msg.ReceiptHandle, after)
+			tr.finish(f, func() { a.delete(f.msg.ReceiptHandle, after) })
+			slots.release(1)
 			continue
 		}
 		c.stats.failed.Add(1)
+		var decide func()
 		if c.cfg.Backoff != nil {
-			a.setVisibility(f.msg.ReceiptHandle, visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount)))
+			secs := visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount))
+			decide = func() { a.setVisibility(f.msg.ReceiptHandle, secs) }
 		}
+		tr.finish(f, decide)
+		slots.release(1)
 		c.cfg.Logger.Warn("courier: handler failed; the message will be delivered again",
 			"queue", c.queue.URL, "message_id", f.msg.ID, "receive_count", f.msg.ReceiveCount, "err", err)
 		if r.group != "" {
 			rest := r.msgs[i+1:]
 			for _, f := range rest {
-				tr.remove(f)
+				tr.finish(f, nil)
 			}
 			slots.release(len(rest))
 			return
@@ -439,8 +548,7 @@ func (c *Consumer) call(ctx context.Context, h Handler, m *Message) (err error) 
 // release makes unstarted messages visible again at once.
 func (c *Consumer) release(fs []*inflight, a *acker, tr *tracker, slots *slots) {
 	for _, f := range fs {
-		tr.remove(f)
-		a.release(f.msg.ReceiptHandle)
+		tr.finish(f, func() { a.release(f.msg.ReceiptHandle) })
 	}
 	c.stats.released.Add(int64(len(fs)))
 	slots.release(len(fs))
@@ -464,8 +572,11 @@ func (c *Consumer) heartbeat(ctx context.Context, tr *tracker, a *acker, vis tim
 			return
 		case <-t.C:
 		}
-		// Extend what would expire before the next tick or two.
-		due := tr.due(time.Now().Add(2 * every))
+		// Extend what would expire before the next tick or two. A
+		// decision on one of them taken while its extension is under way
+		// is sent after the extension is answered (tracker.finish).
+		sent := time.Now()
+		due := tr.due(sent.Add(2 * every))
 		if len(due) == 0 {
 			continue
 		}
@@ -474,12 +585,7 @@ func (c *Consumer) heartbeat(ctx context.Context, tr *tracker, a *acker, vis tim
 			handles[i] = f.msg.ReceiptHandle
 		}
 		ok := a.extendNow(ctx, handles, vis)
-		now := time.Now()
-		for i, f := range due {
-			if ok[i] {
-				tr.extend(f, now.Add(vis))
-			}
-		}
+		tr.extended(due, ok, sent.Add(vis))
 	}
 }
 
@@ -501,30 +607,65 @@ func (t *tracker) add(f *inflight) {
 	t.mu.Unlock()
 }
 
-func (t *tracker) remove(f *inflight) {
+// finish takes f out of flight; decide, if not nil, hands the acker its
+// last decision (delete, release, backoff). It runs now, or, when the
+// heartbeat has an extension of f under way, once that is answered: sent
+// before it, the decision could be overtaken by the extension and the
+// message hidden for a whole visibility timeout.
+func (t *tracker) finish(f *inflight, decide func()) {
 	t.mu.Lock()
 	delete(t.set, f)
+	if f.extending {
+		f.then = decide
+		t.mu.Unlock()
+		return
+	}
 	t.mu.Unlock()
+	if decide != nil {
+		decide()
+	}
 }
 
+// due marks the messages whose visibility ends before before as being
+// extended and returns them; extended must follow.
 func (t *tracker) due(before time.Time) []*inflight {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []*inflight
 	for f := range t.set {
 		if f.deadline.Before(before) {
+			f.extending = true
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-func (t *tracker) extend(f *inflight, deadline time.Time) {
+// extended records the answer to the extension of fs (ok[i]: fs[i] is
+// now visible again at deadline) and sends the decisions taken meanwhile.
+func (t *tracker) extended(fs []*inflight, ok []bool, deadline time.Time) {
+	var then []func()
 	t.mu.Lock()
-	if _, ok := t.set[f]; ok {
-		f.deadline = deadline
+	for i, f := range fs {
+		f.extending = false
+		if _, in := t.set[f]; in && ok[i] {
+			f.deadline = deadline
+		}
+		if f.then != nil {
+			then = append(then, f.then)
+			f.then = nil
+		}
 	}
 	t.mu.Unlock()
+	for _, decide := range then {
+		decide()
+	}
+}
+
+func (t *tracker) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.set)
 }
 
 // slots bounds the messages in flight.
@@ -618,4 +759,17 @@ func (g *groupGate) done(r run) (run, bool) {
 	}
 	delete(g.active, r.group)
 	return run{}, false
+}
+
+// drain takes every queued run out of the gate (shutdown, when the
+// workers that would start them are abandoned).
+func (g *groupGate) drain() []run {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []run
+	for group, q := range g.pending {
+		out = append(out, q...)
+		delete(g.pending, group)
+	}
+	return out
 }
