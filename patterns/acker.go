@@ -131,7 +131,7 @@ func (a *acker) armLocked() {
 	}
 }
 
-// timerFlush is flush from the timer: it runs under flushing, so that
+// timerFlush is flush from the timer: it runs under gate, so that
 // close can wait for one that already fired, and not at all once closed.
 func (a *acker) timerFlush() {
 	a.gate.RLock()

@@ -408,7 +408,7 @@ func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run,
 		}
 		// An empty answer sooner than half the wait is no long poll (an
 		// emulator or a fake): pause, or an idle consumer would spin.
-		if len(out.Messages) > 0 || time.Since(sent) >= c.cfg.WaitTime/2 {
+		if len(out.Messages) > 0 || time.Since(sent) >= time.Duration(in.WaitTimeSeconds)*time.Second/2 {
 			shortPolls = 0
 			continue
 		}
