@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/courier-aws/courier/internal/backend"
+	"github.com/courier-aws/courier/internal/check"
 	"github.com/courier-aws/courier/patterns"
 )
 
@@ -124,66 +125,18 @@ func throughProxy(b *backend.Backend, f *faultProxy, ct *countingTransport) (*sq
 	return sq, sn
 }
 
-// checker is the total-queue checker.
-type checker struct {
-	mu       sync.Mutex
-	sent     map[string]bool // reported sent
-	maybe    map[string]bool // the send returned an error: indeterminate
-	handled  map[string]int
-	order    map[string][]int // FIFO: per group, first handlings in order
-	seenSeq  map[string]bool
-	groupSeq map[string]int
-}
+// checker is the total-queue checker of internal/check, with the FAULTS
+// line this suite prints.
+type checker struct{ *check.Checker }
 
-func newChecker() *checker {
-	return &checker{sent: map[string]bool{}, maybe: map[string]bool{}, handled: map[string]int{},
-		order: map[string][]int{}, seenSeq: map[string]bool{}}
-}
+func newChecker() *checker { return &checker{check.New()} }
 
-func (c *checker) sendResult(msgs []*patterns.Message, err error) {
-	failed := map[*patterns.Message]bool{}
-	if se, ok := err.(*patterns.SendError); ok {
-		for _, f := range se.Failed {
-			failed[f.Message] = true
-		}
-	} else if err != nil {
-		for _, m := range msgs {
-			failed[m] = true
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range msgs {
-		if failed[m] {
-			c.maybe[string(m.Body)] = true
-		} else {
-			c.sent[string(m.Body)] = true
-		}
-	}
-}
+func (c *checker) sendResult(msgs []*patterns.Message, err error) { c.SendResult(msgs, err) }
 
 // handle records a handling; for FIFO, body is "group:seq".
-func (c *checker) handle(body string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.handled[body]++
-	if g, s, ok := strings.Cut(body, ":"); ok && c.handled[body] == 1 {
-		var n int
-		fmt.Sscan(s, &n)
-		c.order[g] = append(c.order[g], n)
-	}
-}
+func (c *checker) handle(body string) { c.Handle(body) }
 
-func (c *checker) allHandled() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for b := range c.sent {
-		if c.handled[b] == 0 {
-			return false
-		}
-	}
-	return true
-}
+func (c *checker) allHandled() bool { return c.AllHandled() }
 
 // report checks the promises and prints the counts.
 // orderHolds: whether the backend keeps a FIFO group's order when a
@@ -192,37 +145,20 @@ func (c *checker) allHandled() bool {
 // (Capabilities.FIFOOrderAfterVisibilityExpiry; localstack/FIDELITY.md).
 func (c *checker) report(t *testing.T, scenario string, fifo bool, orderHolds ...bool) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var lost, unexpected, dups int
-	for b := range c.sent {
-		if c.handled[b] == 0 {
-			lost++
-		}
-	}
-	for b, n := range c.handled {
-		if !c.sent[b] && !c.maybe[b] {
-			unexpected++
-		}
-		dups += n - 1
-	}
+	mayBreak := len(orderHolds) > 0 && !orderHolds[0]
+	n, violations := c.Check(check.Options{FIFO: fifo, AllowDuplicates: true, OrderMayBreak: mayBreak})
 	fmt.Printf("FAULTS %s sent=%d indeterminate=%d handled=%d duplicates=%d unexpected=%d lost=%d\n",
-		scenario, len(c.sent), len(c.maybe), len(c.handled), dups, unexpected, lost)
-	if lost > 0 || unexpected > 0 {
-		t.Errorf("%s: %d lost, %d unexpected", scenario, lost, unexpected)
+		scenario, n.Sent, n.Indeterminate, n.Handled, n.Duplicates, n.Unexpected, n.Lost)
+	recordFaults(scenario, n)
+	for _, v := range violations {
+		t.Errorf("%s: %s", scenario, v)
 	}
-	if len(c.sent) == 0 {
+	if n.Sent == 0 {
 		t.Errorf("%s: nothing was reported sent: the faults left no workload", scenario)
 	}
-	if fifo {
-		for g, seq := range c.order {
-			switch {
-			case slices.IsSorted(seq):
-			case len(orderHolds) > 0 && !orderHolds[0]:
-				t.Logf("%s: group %s out of order, as this backend does after a lost receive (FIFOOrderAfterVisibilityExpiry): %v", scenario, g, seq)
-			default:
-				t.Errorf("%s: group %s handled out of order: %v", scenario, g, seq)
-			}
+	if fifo && mayBreak {
+		if _, strict := c.Check(check.Options{FIFO: true, AllowDuplicates: true}); len(strict) > 0 {
+			t.Logf("%s: FIFO order broken, as this backend does after a lost receive (FIFOOrderAfterVisibilityExpiry): %v", scenario, strict)
 		}
 	}
 }
