@@ -20,7 +20,12 @@
 #
 # Settings (environment):
 #   COURIER_LOCALSTACK_MODE     auto (default: docker when `docker info` answers, else host) | host | docker
-#   COURIER_LOCALSTACK_SERVICES default sqs,sns,s3,dynamodb,sts,iam,cloudformation,ssm
+#   COURIER_LOCALSTACK_SERVICES default sqs,sns,s3,dynamodb,sts,iam,cloudformation,ssm,lambda,logs
+#
+# LocalStack host mode runs Lambda functions without Docker through courier's
+# runtime executor: install puts localstack/executor (the plugin) into
+# .venv-localstack and builds cmd/courier-lambda-runtime into its bin/ (needs
+# Go); start selects it with LAMBDA_RUNTIME_EXECUTOR=courier.
 #   COURIER_<BACKEND>_PORT      fixed port instead of a free one (COURIER_MOTO_PORT, COURIER_LOCALSTACK_PORT)
 #   COURIER_EMULATOR_TIMEOUT    seconds to wait for health (default 90)
 set -euo pipefail
@@ -39,7 +44,8 @@ LS_COMPOSE_PROJECT=courier-localstack
 # DynamoDB Local lives beside the venv (it survives `make clean`); start links
 # it into LocalStack's lib dir.
 DDB_DIR=$LS_VENV/dynamodb-local
-LS_SERVICES_DEFAULT=sqs,sns,s3,dynamodb,sts,iam,cloudformation,ssm
+LS_SERVICES_DEFAULT=sqs,sns,s3,dynamodb,sts,iam,cloudformation,ssm,lambda,logs
+LS_EXECUTOR=$ROOT/localstack/executor
 TIMEOUT=${COURIER_EMULATOR_TIMEOUT:-90}
 
 say() { printf 'courier: %s\n' "$*" >&2; }
@@ -119,6 +125,32 @@ install_localstack() {
 		printf '%s' "$want" >"$LS_VENV/.courier-stamp"
 	fi
 	install_dynamodb_local || say "WARNING: DynamoDB Local not installed; LocalStack runs without dynamodb (see localstack/FIDELITY.md)"
+	install_executor || say "WARNING: courier's Lambda executor not installed; LocalStack cannot run Lambda functions"
+}
+
+# install_executor: courier's Lambda runtime executor into .venv-localstack:
+# the plugin (reinstalled when localstack/executor changes) and the Go
+# Runtime API server beside the venv's python, where the plugin looks.
+install_executor() {
+	local want tmp
+	command -v go >/dev/null || {
+		say "go not found: cannot build cmd/courier-lambda-runtime"
+		return 1
+	}
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$LS_VENV/bin/courier-lambda-runtime" ./cmd/courier-lambda-runtime) >&2 ||
+		return 1
+	want="courier-lambda-executor $(cd "$LS_EXECUTOR" && find . -name '*.py' -o -name pyproject.toml | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+	[[ -f $LS_VENV/.courier-executor-stamp && $(cat "$LS_VENV/.courier-executor-stamp") == "$want" ]] && return 0
+	say "installing courier's Lambda executor (localstack/executor) into .venv-localstack"
+	# From a copy: setuptools writes build/ and egg-info next to the sources.
+	tmp=$(mktemp -d)
+	cp -r "$LS_EXECUTOR/pyproject.toml" "$LS_EXECUTOR/courier_lambda_executor" "$tmp/"
+	"$LS_VENV/bin/pip" install -q --no-deps --no-build-isolation --force-reinstall "$tmp" >&2 || {
+		rm -rf "$tmp"
+		return 1
+	}
+	rm -rf "$tmp"
+	printf '%s' "$want" >"$LS_VENV/.courier-executor-stamp"
 }
 
 # java_home: a JDK >= 17 (DynamoDB Local 3.x needs 17+), from JAVA_HOME or PATH.
@@ -250,8 +282,9 @@ health() {
 	esac
 }
 
-# ls_ready <health json>: sqs and sns running, and no enabled service still
-# starting. Prints services in error to stderr once ready.
+# ls_ready <health json>: of the services asked for (LS_SERVICES_RUN), sqs
+# and sns running if asked, and none still starting. Prints services in
+# error to stderr once ready.
 ls_ready() {
 	python3 - "$1" "${LS_SERVICES_RUN:-sqs,sns}" <<'PY'
 import json, sys
@@ -260,9 +293,9 @@ try:
 except ValueError:
     sys.exit(1)
 ok = ("running", "available")
-if any(svc.get(s) not in ok for s in ("sqs", "sns")):
-    sys.exit(1)
 wanted = [s for s in sys.argv[2].split(",") if s]
+if any(svc.get(s) not in ok for s in ("sqs", "sns") if s in wanted):
+    sys.exit(1)
 if any(svc.get(s) in ("initialized", "starting") for s in wanted):
     sys.exit(1)
 bad = [f"{s}={svc.get(s)}" for s in wanted if svc.get(s) not in ok]
@@ -403,6 +436,7 @@ start() {
 			GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" SQS_ENDPOINT_STRATEGY=path \
 			DNS_ADDRESS=0 SERVICES="$services" EAGER_SERVICE_LOADING=1 \
 			DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 DYNAMODB_IN_MEMORY=1 \
+			LAMBDA_RUNTIME_EXECUTOR=courier \
 			"$LS_VENV/bin/python" "$ROOT/localstack/run_host.py"
 		;;
 	localstack/docker)
@@ -575,4 +609,7 @@ main() {
 	esac
 }
 
-main "$@"
+# Sourced (by scripts/emulator_test.go) it only defines the functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi
