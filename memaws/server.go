@@ -35,6 +35,11 @@ type Options struct {
 	// MaxRequestBytes bounds a request body the Server reads (default 64 MiB):
 	// what is larger is refused, as AWS refuses it.
 	MaxRequestBytes int64
+	// MaxObjectBytes bounds the bytes of every S3 object and pending
+	// multipart part the Server holds (default 1 GiB): a write beyond it is
+	// refused with StorageQuotaExceeded (HTTP 400, not retried), so a test
+	// that leaks objects fails instead of exhausting memory.
+	MaxObjectBytes int64
 }
 
 // ClientOptions configure the clients of one Config.
@@ -62,7 +67,7 @@ type Server struct {
 
 // New returns an empty Server.
 func New(optFns ...func(*Options)) *Server {
-	o := Options{Region: "us-east-1", Account: "123456789012", MaxRequestBytes: 64 << 20}
+	o := Options{Region: "us-east-1", Account: "123456789012", MaxRequestBytes: 64 << 20, MaxObjectBytes: 1 << 30}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -90,6 +95,10 @@ func (s *Server) Config(optFns ...func(*ClientOptions)) aws.Config {
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 		BaseEndpoint: aws.String(Endpoint),
 		HTTPClient:   &client{s: s, faults: o.Faults},
+		// What config.LoadDefaultConfig resolves them to: S3 requests carry
+		// a CRC32 and responses' checksums are checked, as for users.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenSupported,
 	}
 	if o.RetryMaxAttempts > 0 {
 		cfg.RetryMaxAttempts = o.RetryMaxAttempts
@@ -241,6 +250,9 @@ func (c *client) Do(hr *http.Request) (*http.Response, error) {
 			resp = s.serveSNS(r, call.Operation, form)
 		case "s3":
 			resp = s.serveS3(r, call.Operation)
+		}
+		if resp == nil { // the context ended while the call waited (a long poll)
+			return nil, ctx.Err()
 		}
 		if f.LoseResponse {
 			return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
