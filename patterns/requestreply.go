@@ -9,12 +9,14 @@ import (
 	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -718,17 +720,42 @@ func (o *outbox) flush(ctx context.Context, round []*outgoing) {
 // ResponderConfig configures a Responder: the Consumer of its request
 // queue, and the allowlist of return addresses.
 //
-// A return address must be a well-formed queue URL, and it must pass every
-// rule that is set (one match within a rule is enough):
-//   - AllowReplyTo: the URL starts with one of these prefixes, e.g.
-//     "https://sqs.eu-west-1.amazonaws.com/123456789012/courier-reply-";
-//   - AllowAccounts: the queue is in one of these accounts;
-//   - AllowNames: the queue name matches one of these path.Match patterns,
-//     e.g. "courier-reply-*";
-//   - AllowReplyFunc: it returns true.
+// A return address must be a plain queue URL (no user info, query,
+// fragment, escapes or dot segments) and pass three checks, all of them:
 //
-// With no rule set, a Responder answers reply queues in its request
-// queue's own account whose names match DefaultReplyQueuePrefix+"*".
+//   - Where: its scheme and host are those of the request queue's URL,
+//     of an SQS endpoint of the responder's Region (https only: the
+//     regional, FIPS, dual-stack and legacy REGION.queue hosts of the
+//     region's partition, as the SDK's endpoint resolver names them), or
+//     of Endpoint (an emulator such as LocalStack or moto, a VPC
+//     endpoint). On an AWS host the path is /ACCOUNT/NAME; elsewhere
+//     LocalStack's /queue/REGION/ACCOUNT/NAME is accepted too, for the
+//     responder's region. A request cannot make the responder send to
+//     another region, partition or host.
+//   - Account: one of AllowAccounts; unset, the account an AllowReplyTo
+//     prefix names, or what AllowReplyFunc accepts; with none of these,
+//     the request queue's own account.
+//   - Name: matches one of AllowNames (path.Match patterns, e.g.
+//     "courier-reply-*"); unset, the name an AllowReplyTo prefix starts,
+//     or what AllowReplyFunc accepts; with none of these,
+//     DefaultReplyQueuePrefix+"*".
+//
+// Every rule that is set must hold (one match within a rule is enough):
+// AllowReplyTo, URL prefixes such as
+// "https://sqs.eu-west-1.amazonaws.com/123456789012/courier-reply-", each
+// naming an account (the prefix pins the host, the account and the start
+// of the name); AllowAccounts; AllowNames; AllowReplyFunc.
+//
+// So with no rule set, a Responder answers courier-reply-* queues in its
+// request queue's account, on its own region's SQS endpoint. AllowNames
+// alone keeps the own-account default; AllowAccounts alone keeps the name
+// default.
+//
+// The Responder learns its region and endpoint from the client when it
+// is an *sqs.Client (Options().Region and Options().BaseEndpoint, which
+// config.LoadDefaultConfig fills from AWS_REGION and AWS_ENDPOINT_URL);
+// set Region and Endpoint for any other SQSAPI. With neither known, only
+// the request queue's host is allowed.
 type ResponderConfig struct {
 	ConsumerConfig
 	// Name is how the responder names itself in replies to scatter
@@ -740,6 +767,14 @@ type ResponderConfig struct {
 	AllowAccounts  []string
 	AllowNames     []string
 	AllowReplyFunc func(QueueRef) bool
+	// Region is the AWS region whose SQS endpoints return addresses may
+	// name, e.g. "eu-west-1" (its partition follows: cn-north-1's hosts
+	// end amazonaws.com.cn). Default: the client's Options().Region.
+	Region string
+	// Endpoint is an SQS endpoint URL (scheme and host, e.g.
+	// "http://127.0.0.1:4566" for LocalStack) whose host return addresses
+	// may name. Default: the client's Options().BaseEndpoint.
+	Endpoint string
 }
 
 // Validate reports a configuration that cannot work.
@@ -748,9 +783,16 @@ func (c ResponderConfig) Validate() error {
 		return err
 	}
 	for _, p := range c.AllowReplyTo {
-		u, err := url.Parse(p)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("%w: AllowReplyTo %q is not an http(s) URL prefix", ErrInvalidConfig, p)
+		if _, err := parseReplyPrefix(p); err != nil {
+			return err
+		}
+	}
+	if c.Region != "" && !validRegion(c.Region) {
+		return fmt.Errorf("%w: Region %q is not a region name", ErrInvalidConfig, c.Region)
+	}
+	if c.Endpoint != "" {
+		if _, err := endpointOrigin(c.Endpoint); err != nil {
+			return err
 		}
 	}
 	for _, a := range c.AllowAccounts {
@@ -823,46 +865,74 @@ func NewResponder(client SQSAPI, cfg ResponderConfig) (*Responder, error) {
 		return nil, err
 	}
 	s := &Responder{client: client, cfg: cfg, consumer: c, log: c.cfg.Logger}
-	s.allow = s.rules()
+	if s.allow, err = s.rules(client); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-func (s *Responder) rules() []func(QueueRef) error {
+// rules builds the allowlist (see ResponderConfig): where, account and
+// name always, and each rule that is set.
+func (s *Responder) rules(client SQSAPI) ([]func(QueueRef) error, error) {
 	c := s.cfg
-	if len(c.AllowReplyTo) == 0 && len(c.AllowAccounts) == 0 && len(c.AllowNames) == 0 && c.AllowReplyFunc == nil {
-		own := s.consumer.queue.Account
-		c.AllowAccounts = []string{own}
-		c.AllowNames = []string{DefaultReplyQueuePrefix + "*"}
+	if o, ok := client.(interface{ Options() sqs.Options }); ok {
+		opts := o.Options()
+		if c.Region == "" && validRegion(opts.Region) {
+			c.Region = opts.Region
+		}
+		if c.Endpoint == "" && opts.BaseEndpoint != nil {
+			c.Endpoint = *opts.BaseEndpoint
+		}
 	}
-	var rules []func(QueueRef) error
-	if len(c.AllowReplyTo) > 0 {
+	where, err := newReplyHosts(s.consumer.queue, c.Region, c.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	rules := []func(QueueRef) error{where.check}
+
+	var prefixes []replyPrefix
+	for _, p := range c.AllowReplyTo {
+		rp, err := parseReplyPrefix(p)
+		if err != nil {
+			return nil, err
+		}
+		prefixes = append(prefixes, rp)
+	}
+	if len(prefixes) > 0 {
 		rules = append(rules, func(q QueueRef) error {
-			for _, p := range c.AllowReplyTo {
-				if strings.HasPrefix(q.URL, p) {
+			for _, p := range prefixes {
+				if p.match(q) {
 					return nil
 				}
 			}
 			return fmt.Errorf("not under any of AllowReplyTo %q", c.AllowReplyTo)
 		})
 	}
-	if len(c.AllowAccounts) > 0 {
+	delegated := len(prefixes) > 0 || c.AllowReplyFunc != nil
+	accounts := c.AllowAccounts
+	if len(accounts) == 0 && !delegated {
+		accounts = []string{s.consumer.queue.Account}
+	}
+	if len(accounts) > 0 {
 		rules = append(rules, func(q QueueRef) error {
-			for _, a := range c.AllowAccounts {
-				if q.Account == a {
-					return nil
-				}
+			if slices.Contains(accounts, q.Account) {
+				return nil
 			}
-			return fmt.Errorf("account %s is not one of %q", q.Account, c.AllowAccounts)
+			return fmt.Errorf("account %s is not one of %q", q.Account, accounts)
 		})
 	}
-	if len(c.AllowNames) > 0 {
+	names := c.AllowNames
+	if len(names) == 0 && !delegated {
+		names = []string{DefaultReplyQueuePrefix + "*"}
+	}
+	if len(names) > 0 {
 		rules = append(rules, func(q QueueRef) error {
-			for _, p := range c.AllowNames {
+			for _, p := range names {
 				if ok, _ := path.Match(p, q.Name); ok {
 					return nil
 				}
 			}
-			return fmt.Errorf("name %s matches none of %q", q.Name, c.AllowNames)
+			return fmt.Errorf("name %s matches none of %q", q.Name, names)
 		})
 	}
 	if c.AllowReplyFunc != nil {
@@ -873,7 +943,149 @@ func (s *Responder) rules() []func(QueueRef) error {
 			return errors.New("refused by AllowReplyFunc")
 		})
 	}
-	return rules
+	return rules, nil
+}
+
+// replyHosts are the places a reply may go: scheme://host origins, and
+// whether a path may carry LocalStack's queue/REGION prefix there.
+type replyHosts struct {
+	aws    map[string]bool // origins of the region's SQS endpoints: /ACCOUNT/NAME only
+	local  map[string]bool // the request queue's and Endpoint's origins
+	region string          // "" when unknown
+	queue  string          // the request queue's path prefix (before ACCOUNT)
+	desc   string
+}
+
+func newReplyHosts(queue QueueRef, region, endpoint string) (*replyHosts, error) {
+	h := &replyHosts{aws: map[string]bool{}, local: map[string]bool{}, region: region}
+	qo, qp, err := splitQueueURL(queue)
+	if err != nil {
+		return nil, err
+	}
+	h.local[qo], h.queue = true, qp
+	where := []string{"the request queue's " + qo}
+	if endpoint != "" {
+		eo, err := endpointOrigin(endpoint)
+		if err != nil {
+			return nil, err
+		}
+		h.local[eo] = true
+		where = append(where, "Endpoint "+eo)
+	}
+	if region != "" {
+		if !validRegion(region) {
+			return nil, fmt.Errorf("%w: Region %q is not a region name", ErrInvalidConfig, region)
+		}
+		r := sqs.NewDefaultEndpointResolverV2()
+		for _, v := range []sqs.EndpointParameters{{}, {UseFIPS: aws.Bool(true)}, {UseDualStack: aws.Bool(true)}, {UseFIPS: aws.Bool(true), UseDualStack: aws.Bool(true)}} {
+			v.Region = aws.String(region)
+			e, err := r.ResolveEndpoint(context.Background(), v)
+			if err != nil || e.URI.Scheme != "https" || e.URI.Host == "" {
+				continue
+			}
+			h.aws["https://"+strings.ToLower(e.URI.Host)] = true
+			// The legacy form of the same endpoint: REGION.queue.SUFFIX
+			// (queue.amazonaws.com for us-east-1), which older SDKs return.
+			if rest, ok := strings.CutPrefix(strings.ToLower(e.URI.Host), "sqs."+region+"."); ok {
+				h.aws["https://"+region+".queue."+rest] = true
+				if region == "us-east-1" {
+					h.aws["https://queue."+rest] = true
+				}
+			}
+		}
+		if len(h.aws) == 0 {
+			return nil, fmt.Errorf("%w: Region %q: no SQS endpoint", ErrInvalidConfig, region)
+		}
+		where = append(where, "an SQS endpoint of "+region)
+	}
+	h.desc = strings.Join(where, ", ")
+	return h, nil
+}
+
+// check tells whether q is in a place a reply may go.
+func (h *replyHosts) check(q QueueRef) error {
+	origin, prefix, err := splitQueueURL(q)
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.aws[origin] && prefix == "":
+		return nil
+	case h.aws[origin]:
+		return fmt.Errorf("an SQS queue URL's path is /ACCOUNT/NAME, not /%s/...", prefix)
+	case !h.local[origin]:
+		return fmt.Errorf("%s is not %s", origin, h.desc)
+	case prefix == "" || prefix == h.queue:
+		return nil
+	case h.region != "" && prefix == "queue/"+h.region:
+		return nil
+	}
+	return fmt.Errorf("path prefix /%s/ is neither the request queue's nor /queue/REGION/ of the responder's region", prefix)
+}
+
+// splitQueueURL splits a parsed queue URL into its lowercased
+// scheme://host and the path segments before /ACCOUNT/NAME.
+func splitQueueURL(q QueueRef) (origin, prefix string, err error) {
+	u, err := url.Parse(q.URL)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q", ErrInvalidQueueURL, q.URL)
+	}
+	p := strings.Trim(u.Path, "/")
+	p = strings.TrimSuffix(strings.TrimSuffix(p, q.Account+"/"+q.Name), "/")
+	return strings.ToLower(u.Scheme + "://" + u.Host), p, nil
+}
+
+// endpointOrigin returns the lowercased scheme://host of an endpoint URL.
+func endpointOrigin(e string) (string, error) {
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return "", fmt.Errorf("%w: Endpoint %q is not an http(s) endpoint URL", ErrInvalidConfig, e)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// validRegion tells whether r looks like a region name (letters, digits,
+// hyphens), so that it cannot add a label to a host.
+func validRegion(r string) bool {
+	if r == "" || strings.HasPrefix(r, "-") || strings.HasSuffix(r, "-") {
+		return false
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// replyPrefix is a parsed AllowReplyTo entry: everything before the
+// account, the account, and the start of the name.
+type replyPrefix struct{ base, account, name string }
+
+func parseReplyPrefix(p string) (replyPrefix, error) {
+	bad := func(why string) (replyPrefix, error) {
+		return replyPrefix{}, fmt.Errorf("%w: AllowReplyTo %q: %s", ErrInvalidConfig, p, why)
+	}
+	u, err := url.Parse(p)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return bad("not an http(s) URL prefix")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.RawPath != "" {
+		return bad("not a plain queue URL prefix")
+	}
+	i := strings.LastIndex(p, "/")
+	j := strings.LastIndex(p[:i], "/")
+	if j < len(u.Scheme)+len("://")+len(u.Host) || !isDigits(p[j+1:i]) {
+		return bad("must name the account: .../ACCOUNT/ and then, optionally, the start of the queue name")
+	}
+	return replyPrefix{base: p[:j+1], account: p[j+1 : i], name: p[i+1:]}, nil
+}
+
+// match compares by parts: a prefix names one account and the start of a
+// name, never a path that goes on to another account.
+func (p replyPrefix) match(q QueueRef) bool {
+	return q.Account == p.account && strings.HasPrefix(q.Name, p.name) &&
+		q.URL == p.base+q.Account+"/"+q.Name
 }
 
 // CheckReturnAddress tells whether the Responder would reply to addr: it

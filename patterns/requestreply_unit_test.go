@@ -15,7 +15,7 @@ import (
 
 // offlineClient is an SQS client that is never called: these tests stop
 // before any request.
-func offlineClient() *sqs.Client { return sqs.New(sqs.Options{Region: "us-east-1"}) }
+func offlineClient() *sqs.Client { return sqs.New(sqs.Options{Region: "eu-west-1"}) }
 
 const (
 	ownAccount   = "111122223333"
@@ -33,7 +33,7 @@ func TestCheckReturnAddress(t *testing.T) {
 	}{
 		// Default: the request queue's account, names courier-reply-*.
 		{"default allows own reply queue", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-0a1b", true},
-		{"default allows LocalStack path style", patterns.ResponderConfig{}, "http://127.0.0.1:4566/queue/eu-west-1/" + ownAccount + "/courier-reply-x", true},
+		{"default allows LocalStack path style at Endpoint", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/eu-west-1/" + ownAccount + "/courier-reply-x", true},
 		{"default refuses other account", patterns.ResponderConfig{}, awsHost + otherAccount + "/courier-reply-0a1b", false},
 		{"default refuses other name", patterns.ResponderConfig{}, awsHost + ownAccount + "/orders", false},
 		{"no address", patterns.ResponderConfig{}, "", false},
@@ -48,16 +48,41 @@ func TestCheckReturnAddress(t *testing.T) {
 		{"double slash", patterns.ResponderConfig{}, awsHost + ownAccount + "//courier-reply-x", false},
 		{"ftp", patterns.ResponderConfig{}, "ftp://sqs/" + ownAccount + "/courier-reply-x", false},
 
+		// Where: the request queue's host, the region's SQS endpoints, Endpoint.
+		{"other host", patterns.ResponderConfig{}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"other host, names only", patterns.ResponderConfig{AllowNames: []string{"courier-reply-*"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"http on the AWS host", patterns.ResponderConfig{}, "http://sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"other region", patterns.ResponderConfig{}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"other partition", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", false},
+		{"host with a suffix", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com.evil.example/" + ownAccount + "/courier-reply-x", false},
+		{"host with a port", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com:8443/" + ownAccount + "/courier-reply-x", false},
+		{"path prefix on the AWS host", patterns.ResponderConfig{}, awsHost + "queue/eu-west-1/" + ownAccount + "/courier-reply-x", false},
+		{"FIPS endpoint of the region", patterns.ResponderConfig{}, "https://sqs-fips.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"legacy host of the region", patterns.ResponderConfig{}, "https://eu-west-1.queue.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"Region sets the region", patterns.ResponderConfig{Region: "us-east-1"}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"Region sets the partition", patterns.ResponderConfig{Region: "cn-north-1"}, "https://sqs.cn-north-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", true},
+		{"no Endpoint: no emulator host", patterns.ResponderConfig{}, "http://127.0.0.1:4566/" + ownAccount + "/courier-reply-x", false},
+		{"Endpoint host", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", true},
+		{"Endpoint host, other port", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5001/" + ownAccount + "/courier-reply-x", false},
+		{"Endpoint host, other scheme", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "https://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", false},
+		{"LocalStack path of another region", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/us-east-1/" + ownAccount + "/courier-reply-x", false},
+		{"other host, AllowReplyTo", patterns.ResponderConfig{AllowReplyTo: []string{"https://evil.example.com/" + ownAccount + "/"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"other host, AllowReplyFunc", patterns.ResponderConfig{AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, "https://evil.example.com/" + ownAccount + "/x", false},
+
 		// AllowReplyTo: URL prefixes.
 		{"prefix match", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7", true},
 		{"prefix other region", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, "https://sqs.us-east-1.amazonaws.com/" + otherAccount + "/replies-7", false},
 		{"prefix exact queue", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + ownAccount + "/given"}}, awsHost + ownAccount + "/given", true},
+		{"prefix pins the account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7/" + ownAccount + "/courier-reply-x", false},
 
 		// Rules combine with AND; values within a rule with OR.
 		{"account and name", patterns.ResponderConfig{AllowAccounts: []string{ownAccount, otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/replies-1", true},
 		{"account ok name not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/courier-reply-1", false},
 		{"name ok account not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + ownAccount + "/replies-1", false},
-		{"names only: any account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-1", true},
+		{"names only: own account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + ownAccount + "/replies-1", true},
+		{"names only: not another account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-1", false},
+		{"accounts only: courier-reply-*", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/courier-reply-1", true},
+		{"accounts only: not any name", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/orders", false},
 		{"pattern is whole-name", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-12", false},
 		{"func allows", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/x", true},
 		{"func refuses", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/y", false},
@@ -95,6 +120,13 @@ func TestResponderConfigValidate(t *testing.T) {
 		{"bad account", patterns.ResponderConfig{AllowAccounts: []string{"12a"}}, false},
 		{"empty account", patterns.ResponderConfig{AllowAccounts: []string{""}}, false},
 		{"prefix not a URL", patterns.ResponderConfig{AllowReplyTo: []string{"courier-reply-"}}, false},
+		{"prefix without an account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost}}, false},
+		{"prefix with a partial account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + "1111"}}, false},
+		{"prefix with the account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + ownAccount + "/"}}, true},
+		{"region", patterns.ResponderConfig{Region: "eu-west-1"}, true},
+		{"region with a dot", patterns.ResponderConfig{Region: "eu-west-1.evil.com"}, false},
+		{"endpoint", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, true},
+		{"endpoint not a URL", patterns.ResponderConfig{Endpoint: "127.0.0.1:4566"}, false},
 		{"bad consumer", patterns.ResponderConfig{ConsumerConfig: patterns.ConsumerConfig{Workers: -1}}, false},
 	}
 	for _, tc := range cases {

@@ -173,8 +173,13 @@ func TestReplyAllowlist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.CheckReturnAddress("https://sqs.ap-south-1.amazonaws.com/333333333333/replies"); err != nil {
+	if _, err := r.CheckReturnAddress("https://sqs.us-east-1.amazonaws.com/333333333333/replies"); err != nil {
 		t.Errorf("listed return address refused: %v", err)
+	}
+	// The responder's region bounds every entry: the reply goes through
+	// its own regional endpoint.
+	if _, err := r.CheckReturnAddress("https://sqs.ap-south-1.amazonaws.com/333333333333/replies"); !errors.Is(err, patterns.ErrUnknownReturnAddress) {
+		t.Errorf("listed return address in another region: %v", err)
 	}
 	if _, err := r.CheckReturnAddress("https://sqs.us-east-1.amazonaws.com/222222222222/mine"); !errors.Is(err, patterns.ErrUnknownReturnAddress) {
 		t.Errorf("unlisted return address: %v", err)
