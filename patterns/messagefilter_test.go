@@ -16,32 +16,48 @@ import (
 
 // filterCase is one subscription of the differential test: its policy and
 // scope; what the backend delivers must be what filter.Match predicts.
+// needs names the capability a backend must have for the case to run
+// (nil: every backend); a backend without it skips just that case.
 type filterCase struct {
 	name   string
 	policy string
 	scope  filter.Scope
+	needs  func(backend.Capabilities) bool
 }
 
 var filterCorpus = []filterCase{
-	{"orange", `{"color":["orange"]}`, filter.Attributes},
-	{"orange-body", `{"color":["orange"]}`, filter.Body},
-	{"or", `{"$or":[{"color":["orange"]},{"size":["L"]}]}`, filter.Attributes},
-	{"prefix", `{"color":[{"prefix":"re"}]}`, filter.Attributes},
-	{"anything-but", `{"color":[{"anything-but":["orange","red"]}]}`, filter.Attributes},
-	{"numeric", `{"price":[{"numeric":[">",10,"<=",100]}]}`, filter.Attributes},
-	{"not-exists", `{"size":[{"exists":false}]}`, filter.Attributes},
-	{"nested-body", `{"order":{"total":[{"numeric":[">=",100]}]}}`, filter.Body},
+	{"orange", `{"color":["orange"]}`, filter.Attributes, nil},
+	{"orange-body", `{"color":["orange"]}`, filter.Body, nil},
+	{"or", `{"$or":[{"color":["orange"]},{"size":["L"]}]}`, filter.Attributes, nil},
+	{"prefix", `{"color":[{"prefix":"re"}]}`, filter.Attributes, nil},
+	{"anything-but", `{"color":[{"anything-but":["orange","red"]}]}`, filter.Attributes, nil},
+	{"numeric", `{"price":[{"numeric":[">",10,"<=",100]}]}`, filter.Attributes, nil},
+	{"not-exists", `{"size":[{"exists":false}]}`, filter.Attributes, nil},
+	{"nested-body", `{"order":{"total":[{"numeric":[">=",100]}]}}`, filter.Body, nil},
+	{"anything-but-prefix-body", `{"file":[{"anything-but":{"prefix":"log"}}]}`, filter.Body, nil},
+	{"wildcard", `{"color":[{"wildcard":"*an*e"}]}`, filter.Attributes, func(c backend.Capabilities) bool { return c.FilterWildcard }},
+	{"wildcard-body", `{"file":[{"wildcard":"*.txt"}]}`, filter.Body, func(c backend.Capabilities) bool { return c.FilterWildcard }},
+	{"anything-but-wildcard", `{"color":[{"anything-but":{"wildcard":"*ang*"}}]}`, filter.Attributes, func(c backend.Capabilities) bool { return c.FilterWildcard }},
+	{"anything-but-suffix", `{"color":[{"anything-but":{"suffix":"nge"}}]}`, filter.Attributes, func(c backend.Capabilities) bool { return c.FilterAnythingButSuffix }},
+	{"dotted-policy-key", `{"order.total":[{"numeric":[">=",100]}]}`, filter.Body, func(c backend.Capabilities) bool { return c.FilterDottedKeys }},
+	{"dotted-body-key", `{"ship":{"to":["eu"]}}`, filter.Body, func(c backend.Capabilities) bool { return c.FilterDottedKeys }},
+	{"exists-body", `{"store":[{"exists":true}]}`, filter.Body, func(c backend.Capabilities) bool { return c.FilterExistsLeafOnly }},
 }
 
 // filterMessages: every combination the corpus cares about.
 func filterMessages() []*patterns.Message {
 	var out []*patterns.Message
+	files := []string{"notes.txt", "log-1.txt", "image.png", "logo.png"}
+	ships := []string{"eu", "us"}
+	// store: a value, null, "", an object (an intermediate node), absent.
+	stores := []string{`,"store":"fans"`, `,"store":null`, `,"store":""`, `,"store":{"name":"fans"}`, ``}
 	i := 0
 	for _, color := range []string{"orange", "red", "green", "Orange"} {
 		for _, size := range []string{"", "L"} {
 			for _, price := range []string{"5", "50"} {
 				total := 20 * (i + 1)
-				m := &patterns.Message{Body: []byte(fmt.Sprintf(`{"id":%d,"color":%q,"order":{"total":%d}}`, i, color, total))}
+				m := &patterns.Message{Body: []byte(fmt.Sprintf(`{"id":%d,"color":%q,"order":{"total":%d},"file":%q,"ship.to":%q%s}`,
+					i, color, total, files[i%len(files)], ships[i%len(ships)], stores[i%len(stores)]))}
 				m.SetAttr("color", color)
 				if size != "" {
 					m.SetAttr("size", size)
@@ -51,14 +67,6 @@ func filterMessages() []*patterns.Message {
 				i++
 			}
 		}
-	}
-	return out
-}
-
-func attrsOf(m *patterns.Message) map[string]filter.Attr {
-	out := map[string]filter.Attr{}
-	for k, a := range m.Attributes {
-		out[k] = filter.Attr{Type: a.DataType, Value: a.Value}
 	}
 	return out
 }
@@ -74,7 +82,15 @@ func TestMessageFilter(t *testing.T) {
 		msgs := filterMessages()
 		urls := map[string]string{}
 		want := map[string][]string{}
+		var corpus []filterCase
 		for _, c := range filterCorpus {
+			if c.needs != nil && !c.needs(b.Caps) {
+				t.Logf("%s: skipping %s (%s): a known deviation, see localstack/FIDELITY.md", b.Name, c.name, c.policy)
+				continue
+			}
+			corpus = append(corpus, c)
+		}
+		for _, c := range corpus {
 			p := filter.MustParse(c.policy, c.scope)
 			q := b.CreateQueue(t, backend.QueueOptions{})
 			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true, Filter: p}); err != nil {
@@ -82,7 +98,7 @@ func TestMessageFilter(t *testing.T) {
 			}
 			urls[c.name] = q.URL
 			for _, m := range msgs {
-				if p.Match(attrsOf(m), m.Body) {
+				if p.Match(patterns.FilterAttrs(m.Attributes), m.Body) {
 					want[c.name] = append(want[c.name], string(m.Body))
 				}
 			}
@@ -95,7 +111,7 @@ func TestMessageFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second) // deliveries to queues that should get nothing would arrive by now
-		for _, c := range filterCorpus {
+		for _, c := range corpus {
 			var got []string
 			deadline := time.Now().Add(20 * time.Second)
 			for len(got) < len(want[c.name]) && time.Now().Before(deadline) {
@@ -133,6 +149,7 @@ func TestMessageFilterInvalidPolicy(t *testing.T) {
 		`{"color":"orange"}`:                                `key "color"`,
 		`{"price":[{"numeric":[">",2000000000]}]}`:          "outside -1e9..1e9",
 		`{"a":[1],"b":[1],"c":[1],"d":[1],"e":[1],"f":[1]}`: "6 keys",
+		`{"file":[{"wildcard":"*a*b*c*"}]}`:                 "4 wildcards",
 	} {
 		_, err := patterns.Chain(context.Background(), b.SNS(&rc), b.SQS(&rc), topic, queue, patterns.ChainOptions{FilterPolicy: policy})
 		if !errors.Is(err, patterns.ErrInvalidFilterPolicy) || !strings.Contains(err.Error(), names) {

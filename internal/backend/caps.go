@@ -38,6 +38,18 @@ type Capabilities struct {
 	// PublishIndependentOfHTTPSubscribers: a publish succeeds while an HTTP
 	// subscriber refuses connections (delivery is asynchronous).
 	PublishIndependentOfHTTPSubscribers bool
+	// FilterWildcard: filter policies take "wildcard", also inside
+	// "anything-but".
+	FilterWildcard bool
+	// FilterAnythingButSuffix: "anything-but": {"suffix": s} is accepted
+	// and applied.
+	FilterAnythingButSuffix bool
+	// FilterDottedKeys: a body policy key matches as keys joined by dots
+	// ({"a.b": ...} finds {"a":{"b":...}} and {"a.b":...}).
+	FilterDottedKeys bool
+	// FilterExistsLeafOnly: "exists": true in a body needs a non-null,
+	// non-empty leaf value.
+	FilterExistsLeafOnly bool
 }
 
 // allCaps is AWS: every behaviour as documented.
@@ -68,6 +80,7 @@ func capsFor(name string) Capabilities {
 			SignsHTTPNotifications:              true,
 			HTTPNotificationAttributes:          true,
 			PublishIndependentOfHTTPSubscribers: true,
+			FilterDottedKeys:                    true,
 		}
 	case "memory":
 		// memaws follows AWS; it has no DynamoDB, no CloudFormation and no

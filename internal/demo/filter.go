@@ -65,9 +65,8 @@ func messageFilter(ctx context.Context, env *Env) (Result, error) {
 		m.SetAttr("color", f.color)
 		m.SetAttr("size", f.size)
 		msgs = append(msgs, m)
-		attrs := map[string]filter.Attr{"color": {Type: "String", Value: f.color}, "size": {Type: "String", Value: f.size}}
 		for _, s := range subs {
-			if policies[s.name].Match(attrs, m.Body) {
+			if policies[s.name].Match(patterns.FilterAttrs(m.Attributes), m.Body) {
 				want[s.name] = append(want[s.name], f.name)
 			}
 		}
