@@ -32,6 +32,11 @@ type FailedEntry struct {
 	Code        string // AWS error code, when SQS or SNS refused the entry
 	SenderFault bool
 	Err         error
+
+	// refused: certainly not stored, so its claim-check object may go. SQS
+	// or SNS refused the entry as the sender's fault, or no request carried
+	// it. A failed request or a server-side entry failure is not certain.
+	refused bool
 }
 
 // SendError reports the messages of one Send call that were not sent. The
@@ -65,9 +70,10 @@ func (e *SendError) Unwrap() []error {
 	return errs
 }
 
-// errGroupStopped marks FIFO messages not sent because an earlier message of
-// their group failed: sending them would break the group's order.
-var errGroupStopped = errors.New("not sent: an earlier message of the same group failed")
+// ErrGroupStopped marks the FIFO messages of a Send that were not sent
+// because an earlier message of their group was not: sending them would
+// break the group's order. Resend them after the failed one, in order.
+var ErrGroupStopped = errors.New("courier: not sent: an earlier message of the same FIFO group was not sent")
 
 // batcher splits messages into batches within the entry and byte limits,
 // sends them with bounded concurrency, retries the entries that failed for a
@@ -84,7 +90,6 @@ type batcher struct {
 	validate     func(*Message) error // destination-specific checks
 	send         batchSendFunc
 	claim        *ClaimCheck // offloads large bodies, when set
-	sharedClaims bool        // a topic's: every subscription shares the objects
 	tracer       Tracer
 }
 
@@ -100,13 +105,23 @@ func (b *batcher) sendAll(ctx context.Context, msgs []*Message) (err error) {
 		defer func() { end(err) }()
 	}
 	if b.claim != nil {
-		return b.claim.sendThrough(ctx, b, msgs, b.sharedClaims)
+		return b.claim.sendThrough(ctx, b, msgs)
 	}
 	return b.sendDirect(ctx, msgs)
 }
 
 // sendDirect sends msgs as they are.
 func (b *batcher) sendDirect(ctx context.Context, msgs []*Message) error {
+	if err := b.validateAll(msgs); err != nil {
+		return err
+	}
+	return b.sendValid(ctx, msgs)
+}
+
+// validateAll checks msgs before any request. Nothing is sent when any
+// message is bad: the caller fixes the input and sends again, with no
+// half-sent call to untangle.
+func (b *batcher) validateAll(msgs []*Message) error {
 	var failed []FailedEntry
 	for i, m := range msgs {
 		err := m.validate(b.maxMessage)
@@ -114,15 +129,18 @@ func (b *batcher) sendDirect(ctx context.Context, msgs []*Message) error {
 			err = b.validate(m)
 		}
 		if err != nil {
-			failed = append(failed, FailedEntry{Index: i, Message: m, Err: err})
+			failed = append(failed, FailedEntry{Index: i, Message: m, Err: err, refused: true})
 		}
 	}
 	if len(failed) > 0 {
-		// Nothing is sent when any message is bad: the caller fixes the
-		// input and sends again, with no half-sent call to untangle.
 		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
 	}
+	return nil
+}
 
+// sendValid sends msgs, which validateAll accepted.
+func (b *batcher) sendValid(ctx context.Context, msgs []*Message) error {
+	var failed []FailedEntry
 	lanes := b.lanes(msgs)
 	if len(lanes) == 1 {
 		// One lane: send it here, not in a goroutine of its own (an SDK
@@ -205,7 +223,7 @@ func (b *batcher) sendLane(ctx context.Context, lane []indexed) []FailedEntry {
 		for len(lane) > 0 && len(batch) < MaxBatchEntries {
 			it := lane[0]
 			if b.fifo && stopped[it.m.GroupID] {
-				failed = append(failed, FailedEntry{Index: it.i, Message: it.m, Err: fmt.Errorf("%w: group %q", errGroupStopped, it.m.GroupID)})
+				failed = append(failed, FailedEntry{Index: it.i, Message: it.m, Err: fmt.Errorf("%w: group %q", ErrGroupStopped, it.m.GroupID), refused: true})
 				lane = lane[1:]
 				continue
 			}
@@ -231,8 +249,15 @@ func (b *batcher) sendLane(ctx context.Context, lane []indexed) []FailedEntry {
 }
 
 // sendBatch sends one batch, resending the entries that failed for a
-// transient reason (same entries, same ids, same order, so FIFO order holds),
-// and returns those that were not sent in the end.
+// transient reason (same entries, same ids, same order), and returns those
+// that were not sent in the end.
+//
+// FIFO: SQS and SNS may accept later entries of a group in the request in
+// which an earlier one failed. A failed entry is resent only when no later
+// entry of its group was accepted in the same request (it would land behind
+// it); otherwise it is reported, and so is every later failed entry of its
+// group (ErrGroupStopped), as sendLane then does with the group's messages
+// of the following batches. Other groups' entries are still resent.
 func (b *batcher) sendBatch(ctx context.Context, batch []indexed) []FailedEntry {
 	var out []FailedEntry
 	failAll := func(err error) {
@@ -240,6 +265,7 @@ func (b *batcher) sendBatch(ctx context.Context, batch []indexed) []FailedEntry 
 			out = append(out, FailedEntry{Index: it.i, Message: it.m, Err: opError(b.op, b.resource, err)})
 		}
 	}
+	stopped := map[string]bool{} // FIFO groups with an entry not sent for good
 	for attempt := 0; len(batch) > 0; attempt++ {
 		if attempt > 0 {
 			if err := sleepCtx(ctx, backoff(b.backoff, attempt-1)); err != nil {
@@ -258,20 +284,48 @@ func (b *batcher) sendBatch(ctx context.Context, batch []indexed) []FailedEntry 
 			failAll(err)
 			break
 		}
+		lastSent := map[string]int{} // FIFO: each group's last accepted entry
+		if b.fifo {
+			for i, it := range batch {
+				if _, failed := failures[i]; !failed {
+					lastSent[it.m.GroupID] = i
+				}
+			}
+		}
 		var retry []indexed
 		for i, it := range batch {
 			f, ok := failures[i]
 			if !ok {
 				continue
 			}
+			fe := FailedEntry{Index: it.i, Message: it.m, Code: f.Code, SenderFault: f.SenderFault,
+				Err: entryError(b.op, b.resource, f), refused: f.SenderFault}
 			kind := ClassifyCode(f.Code)
 			transient := kind == KindRetryable || kind == KindThrottled || (!f.SenderFault && kind == KindUnknown)
+			if b.fifo {
+				g := it.m.GroupID
+				last, overtaken := lastSent[g]
+				overtaken = overtaken && last > i
+				switch {
+				case stopped[g]:
+					fe.Err = fmt.Errorf("%w; %w: group %q", fe.Err, ErrGroupStopped, g)
+					out = append(out, fe)
+					continue
+				case overtaken:
+					fe.Err = fmt.Errorf("%w; not resent: a later message of group %q was accepted in the same request, and this one would land behind it", fe.Err, g)
+					stopped[g] = true
+					out = append(out, fe)
+					continue
+				}
+			}
 			if transient && attempt < b.retries {
 				retry = append(retry, it)
 				continue
 			}
-			out = append(out, FailedEntry{Index: it.i, Message: it.m, Code: f.Code, SenderFault: f.SenderFault,
-				Err: entryError(b.op, b.resource, f)})
+			if b.fifo {
+				stopped[it.m.GroupID] = true
+			}
+			out = append(out, fe)
 		}
 		batch = retry
 	}

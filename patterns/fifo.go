@@ -13,8 +13,11 @@ import "strconv"
 //     otherwise SQS refuses the entry and the error says so. Batches keep
 //     each group's order: a group's messages stay in one lane, sent in
 //     order, and after a message of a group fails, the group's later
-//     messages in the same Send are not sent (errGroupStopped) so that the
-//     group's order cannot break.
+//     messages in the same Send are not sent (ErrGroupStopped) so that the
+//     group's order cannot break. A failed entry is resent only when no
+//     later entry of its group was accepted in the same request; otherwise
+//     it is reported, with the rest of its group: SendError.Failed lists,
+//     in order, what to resend.
 //   - Receiving: the Consumer splits each receive into runs per group. A
 //     run is handled by one worker, one message at a time, in order; runs of
 //     different groups go in parallel up to Workers. When a handler fails,

@@ -46,7 +46,8 @@ type PublisherOptions struct {
 	// ClaimCheck, when set, publishes bodies above 256 KiB (or its
 	// Threshold) through S3, with a pointer in the Extended Client
 	// format. Every subscription shares the object: no consumer removes
-	// it (a lifecycle rule on the bucket does).
+	// it (a lifecycle rule on the bucket does), so subscribers' ClaimChecks
+	// must not set RemoveAfterDelete.
 	ClaimCheck *ClaimCheck
 	// Tracer, when set, traces each Publish and carries the trace context
 	// in the messages (patterns/oteltrace).
@@ -83,7 +84,7 @@ func NewPublisher(client SNSPublishAPI, topicARN string, optFns ...func(*Publish
 		maxMessage: MaxSNSMessageBytes, maxBatch: MaxSNSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: t.FIFO(), validate: p.validate, send: p.publishBatch,
-		claim: o.ClaimCheck, sharedClaims: true, tracer: o.Tracer,
+		claim: o.ClaimCheck, tracer: o.Tracer,
 	}
 	return p, nil
 }
