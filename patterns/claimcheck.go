@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,15 +36,26 @@ import (
 // or Resolve) fetches the body back before the handler sees the message,
 // through SNS fan-out too, raw or enveloped.
 //
-// Lifecycle: an object is removed only after the message that points to it
-// was deleted, never before (the Java client's known pitfall), and only
-// when courier's Producer wrote it for a single queue. Objects published
-// through SNS are shared by every subscription and are never removed by a
-// consumer; neither are those of other writers, nor any in Lambda (the
-// event source mapping deletes the message after the invocation, out of
-// the handler's sight). Give the bucket a lifecycle rule that expires
-// objects after the longest time a message may live (the queue's
-// retention, 14 days at most, plus DLQ redrive time).
+// Trust: a message names its bucket and key, and anyone who can send to
+// the queue writes messages. Resolve reads only from the ClaimCheck's
+// bucket and ReadBuckets (under ReadKeyPrefix, when set), at most
+// MaxPayloadBytes; any other pointer fails the message, which then ends in
+// the dead-letter queue. Whether a consumer removes objects is its own
+// configuration (RemoveAfterDelete), never something a message says.
+//
+// Lifecycle: by default no object is removed by courier after a send: a
+// lifecycle rule on the bucket expires them. Give the bucket one that
+// expires objects after the longest time a message may live (the queue's
+// retention, 14 days at most, plus DLQ redrive time). A Producer removes
+// an object it wrote only when its message was certainly not stored (SQS
+// refused the entry as the sender's fault, or no request carried it); a
+// request that failed or timed out may have stored the message, so its
+// object stays. With RemoveAfterDelete, a Consumer removes the object of
+// a message after the message was deleted, never before (the Java
+// client's known pitfall). Objects published through SNS are shared by
+// every subscription and are never removed by a consumer, nor any in
+// Lambda (the event source mapping deletes the message after the
+// invocation, out of the handler's sight).
 
 // Wire format of the Extended Client libraries.
 const (
@@ -53,15 +65,23 @@ const (
 	// LegacyPayloadSizeAttribute is its name in older clients, read too.
 	LegacyPayloadSizeAttribute = "SQSLargePayloadSize"
 	payloadPointerClass        = "software.amazon.payloadoffloading.PayloadS3Pointer"
-	// claimHeader marks the pointers courier's Producer wrote for one
-	// queue ("queue"): the consumer may remove those objects after delete.
-	claimHeader = "claim"
+	// DefaultMaxPayloadBytes is the default of ClaimCheckOptions.MaxPayloadBytes:
+	// 2 GiB, the largest payload the AWS Extended Client libraries write
+	// ("up to a maximum of 2 GB", SQS Developer Guide, "Managing large
+	// Amazon SQS messages").
+	DefaultMaxPayloadBytes = 2 << 30
 )
 
 // ErrPayloadUnavailable: a pointer message's S3 object could not be read
 // (missing, access denied). The message is not deleted: it comes again
 // and, if the object stays missing, goes to the dead-letter queue.
 var ErrPayloadUnavailable = errors.New("courier: claim check: offloaded payload unavailable")
+
+// ErrPayloadNotAllowed: a pointer message names a bucket, or a key, that
+// the ClaimCheck does not read from (its bucket and ReadBuckets, under
+// ReadKeyPrefix). The message fails without any S3 request and, like any
+// failed message, ends in the dead-letter queue.
+var ErrPayloadNotAllowed = errors.New("courier: claim check: pointer outside the allowed buckets")
 
 // S3Pointer locates an offloaded body.
 type S3Pointer struct {
@@ -88,11 +108,29 @@ type ClaimCheckOptions struct {
 	Always bool
 	// KeyPrefix goes before each object's key (a random id).
 	KeyPrefix string
-	// KeepObjects leaves every object in place after delete (a lifecycle
-	// rule expires them).
+	// Deprecated: objects are kept unless RemoveAfterDelete is set; setting
+	// both is an error.
 	KeepObjects bool
-	// MaxPayloadBytes is the largest body offloaded; default 2 GiB, the
-	// Extended Clients' limit.
+	// RemoveAfterDelete lets a Consumer given this ClaimCheck remove the
+	// object a message pointed to, after the message was deleted; only
+	// objects in the ClaimCheck's bucket under KeyPrefix (never those of
+	// ReadBuckets), and never of a message that came through SNS. Set it
+	// only when what is written there is for this one queue: a raw SNS
+	// subscription's messages look like a queue's, and removing a topic's
+	// object takes it from every other subscription. Default false: the
+	// bucket's lifecycle rule expires objects.
+	RemoveAfterDelete bool
+	// ReadBuckets are the buckets, besides the ClaimCheck's own, that
+	// Resolve reads pointers from (other writers' buckets). A pointer to
+	// any other bucket fails the message with ErrPayloadNotAllowed.
+	ReadBuckets []string
+	// ReadKeyPrefix, when set, is the prefix every key Resolve reads must
+	// have (in any bucket it reads from).
+	ReadKeyPrefix string
+	// MaxPayloadBytes is the largest body offloaded and the largest object
+	// Resolve reads; a larger one fails the message. Default
+	// DefaultMaxPayloadBytes (2 GiB, the Extended Clients' limit); a
+	// consumer bounds its memory with a smaller one.
 	MaxPayloadBytes int
 }
 
@@ -104,11 +142,12 @@ type ClaimCheck struct {
 	uploader *manager.Uploader
 	bucket   string
 	o        ClaimCheckOptions
+	read     map[string]bool // buckets Resolve reads from
 }
 
 // NewClaimCheck returns a ClaimCheck on bucket.
 func NewClaimCheck(client ClaimCheckAPI, bucket string, optFns ...func(*ClaimCheckOptions)) (*ClaimCheck, error) {
-	o := ClaimCheckOptions{MaxPayloadBytes: 2 << 30}
+	o := ClaimCheckOptions{MaxPayloadBytes: DefaultMaxPayloadBytes}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -119,8 +158,17 @@ func NewClaimCheck(client ClaimCheckAPI, bucket string, optFns ...func(*ClaimChe
 		return nil, fmt.Errorf("%w: claim check needs a bucket", ErrInvalidConfig)
 	case o.Threshold < 0 || o.MaxPayloadBytes <= 0:
 		return nil, fmt.Errorf("%w: claim check options %+v", ErrInvalidConfig, o)
+	case o.KeepObjects && o.RemoveAfterDelete:
+		return nil, fmt.Errorf("%w: claim check: KeepObjects and RemoveAfterDelete both set", ErrInvalidConfig)
+	case slices.Contains(o.ReadBuckets, ""):
+		return nil, fmt.Errorf("%w: claim check: empty bucket name in ReadBuckets", ErrInvalidConfig)
 	}
-	return &ClaimCheck{client: client, uploader: manager.NewUploader(client), bucket: bucket, o: o}, nil
+	read := map[string]bool{bucket: true}
+	for _, b := range o.ReadBuckets {
+		read[b] = true
+	}
+	o.ReadBuckets = slices.Clone(o.ReadBuckets)
+	return &ClaimCheck{client: client, uploader: manager.NewUploader(client), bucket: bucket, o: o, read: read}, nil
 }
 
 // Bucket returns the bucket bodies go to.
@@ -141,8 +189,10 @@ func (c *ClaimCheck) offloads(m *Message, limit int) bool {
 
 // sendThrough sends msgs with b, offloading the bodies that need it
 // first. Bad input and failed uploads fail the call before any message is
-// sent; an object whose message was then not sent is removed.
-func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Message, shared bool) error {
+// sent. An object whose message was certainly not stored is removed; one
+// whose message may have been (a failed request, a server-side entry
+// failure) stays, for the bucket's lifecycle rule.
+func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Message) error {
 	var big []int
 	for i, m := range msgs {
 		if m != nil && c.offloads(m, b.maxMessage) {
@@ -205,11 +255,10 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 		if m.Attributes == nil {
 			m.Attributes = map[string]Attribute{}
 		}
-		m.Attributes[ExtendedPayloadSizeAttribute] = NumberAttr(float64(len(msgs[i].Body)))
+		// An integer, as the other Extended Clients write it (NumberAttr
+		// writes 5242880 as 5.24288e+06).
+		m.Attributes[ExtendedPayloadSizeAttribute] = Attribute{DataType: TypeNumber, Value: strconv.Itoa(len(msgs[i].Body))}
 		m.Headers = maps.Clone(msgs[i].Headers)
-		if !shared {
-			m.SetHeader(claimHeader, "queue")
-		}
 		if b.fifo && m.DeduplicationID == "" {
 			// The pointer differs on every send; deduplicate by the payload.
 			sum := sha256.Sum256(msgs[i].Body)
@@ -217,18 +266,23 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 		}
 		out[i], copies[i] = &m, &m
 	}
-	err := b.sendDirect(ctx, out)
-	notSent := map[int]bool{}
+	err := b.validateAll(out)
+	if err == nil {
+		err = b.sendValid(ctx, out)
+	}
+	notSent, refused := map[int]bool{}, map[int]bool{}
 	var se *SendError
 	if errors.As(err, &se) {
 		for k, f := range se.Failed {
-			notSent[f.Index] = true
+			notSent[f.Index], refused[f.Index] = true, f.refused
 			se.Failed[k].Message = msgs[f.Index]
 		}
 	}
 	for j, i := range big {
 		if notSent[i] {
-			c.remove(context.WithoutCancel(ctx), ptrs[j])
+			if refused[i] {
+				c.remove(context.WithoutCancel(ctx), ptrs[j])
+			}
 			continue
 		}
 		msgs[i].ID, msgs[i].SequenceNumber = copies[i].ID, copies[i].SequenceNumber
@@ -293,6 +347,15 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 	if !ok {
 		return fmt.Errorf("%w: message %s has %s but its body is not an S3 pointer", ErrMalformedMessage, m.ID, attr)
 	}
+	if !c.read[p.Bucket] || !strings.HasPrefix(p.Key, c.o.ReadKeyPrefix) {
+		return fmt.Errorf("%w: message %s points to s3://%s/%s; this consumer reads from %s (ClaimCheckOptions.ReadBuckets, ReadKeyPrefix)",
+			ErrPayloadNotAllowed, m.ID, p.Bucket, p.Key, c.readScope())
+	}
+	limit := int64(c.o.MaxPayloadBytes)
+	declared, sizeErr := parseSize(a.Value)
+	if sizeErr == nil && declared > limit {
+		return c.tooLarge(p, m, declared)
+	}
 	// An object without a stored checksum (written by another client, or
 	// by a multipart upload) is read unvalidated; the SDK would log that
 	// on every message.
@@ -306,12 +369,18 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 		return fmt.Errorf("%w: s3://%s/%s: %w", ErrPayloadUnavailable, p.Bucket, p.Key, err)
 	}
 	defer out.Body.Close()
-	body, err := io.ReadAll(out.Body)
+	if n := aws.ToInt64(out.ContentLength); n > limit {
+		return c.tooLarge(p, m, n)
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("%w: s3://%s/%s: read: %w", ErrPayloadUnavailable, p.Bucket, p.Key, err)
 	}
-	if n, err := strconv.ParseInt(a.Value, 10, 64); err == nil && n != int64(len(body)) {
-		return fmt.Errorf("%w: s3://%s/%s holds %d bytes, the message says %d", ErrPayloadUnavailable, p.Bucket, p.Key, len(body), n)
+	if int64(len(body)) > limit {
+		return c.tooLarge(p, m, int64(len(body)))
+	}
+	if sizeErr == nil && declared != int64(len(body)) {
+		return fmt.Errorf("%w: s3://%s/%s holds %d bytes, the message says %d", ErrPayloadUnavailable, p.Bucket, p.Key, len(body), declared)
 	}
 	m.Body = body
 	m.Attributes = maps.Clone(m.Attributes)
@@ -320,14 +389,44 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 		m.Attributes = nil
 	}
 	m.Offloaded = &p
-	m.claimOwned = m.Header(claimHeader) == "queue" && m.TopicARN == ""
+	// The consumer's configuration decides, not the message; a message
+	// that came through SNS can only narrow it.
+	m.claimOwned = c.o.RemoveAfterDelete && p.Bucket == c.bucket && strings.HasPrefix(p.Key, c.o.KeyPrefix) && m.TopicARN == ""
 	return nil
 }
 
+// parseSize reads the size attribute: an integer, or the exponent form
+// earlier courier releases wrote ("5.24288e+06").
+func parseSize(v string) (int64, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > math.MaxInt64 || f != math.Trunc(f) {
+		return 0, fmt.Errorf("size %q is not a whole number", v)
+	}
+	return int64(f), nil
+}
+
+func (c *ClaimCheck) tooLarge(p S3Pointer, m *Message, n int64) error {
+	return fmt.Errorf("%w: s3://%s/%s (message %s) is %d bytes, more than the %d this consumer reads (ClaimCheckOptions.MaxPayloadBytes): %w",
+		ErrPayloadUnavailable, p.Bucket, p.Key, m.ID, n, c.o.MaxPayloadBytes, ErrMessageTooLarge)
+}
+
+// readScope describes where Resolve reads from, for errors.
+func (c *ClaimCheck) readScope() string {
+	buckets := append([]string{c.bucket}, c.o.ReadBuckets...)
+	s := "s3://" + strings.Join(buckets, ", s3://")
+	if c.o.ReadKeyPrefix != "" {
+		s += " under " + c.o.ReadKeyPrefix
+	}
+	return s
+}
+
 // afterDelete removes the object of a message that was deleted, when the
-// consumer may: courier wrote it for this queue alone.
+// consumer's configuration allows it (RemoveAfterDelete).
 func (c *ClaimCheck) afterDelete(ctx context.Context, m *Message) {
-	if c.o.KeepObjects || m.Offloaded == nil || !m.claimOwned {
+	if m.Offloaded == nil || !m.claimOwned {
 		return
 	}
 	c.remove(ctx, *m.Offloaded)

@@ -60,8 +60,8 @@ func collectWith(t *testing.T, b *backend.Backend, cfg patterns.ConsumerConfig, 
 
 // A 5 MiB body round-trips through a queue: the message carries a pointer
 // in the Extended Client format, the consumer gets the body back, and the
-// object is gone once the message is deleted. A small body never touches
-// S3.
+// object is gone once the message is deleted (RemoveAfterDelete). A small
+// body never touches S3.
 func TestClaimCheckQueue(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		bucket := b.CreateBucket(t)
@@ -95,7 +95,13 @@ func TestClaimCheckQueue(t *testing.T) {
 			t.Fatalf("bucket holds %v, want the one object", keys)
 		}
 
-		got, _ := collectWith(t, b, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: cc}, 2)
+		// The consumer of this one queue removes the objects: its own
+		// configuration says so, not the message.
+		ccConsumer, err := patterns.NewClaimCheck(b.S3(), bucket, func(o *patterns.ClaimCheckOptions) { o.RemoveAfterDelete = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := collectWith(t, b, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: ccConsumer}, 2)
 		bodies := map[string]*patterns.Message{}
 		for _, m := range got {
 			bodies[string(m.Body[:min(len(m.Body), 20)])] = m
