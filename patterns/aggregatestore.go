@@ -1,6 +1,7 @@
 package patterns
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -12,22 +13,36 @@ import (
 // opened: responses that come later are Unknown rather than Late.
 const DefaultAggregateTTL = 24 * time.Hour
 
+// DefaultMaxAggregates is the default cap of a MemoryAggregateStore.
+const DefaultMaxAggregates = 10_000
+
 // MemoryAggregateStore is an AggregateStore in memory, for a scatterer,
 // aggregator and processor in one process. Aggregates are dropped TTL
-// after they were opened. Safe for concurrent use.
+// after they were opened (O(log n) each, as they come due), and there are
+// at most MaxAggregates of them: at the cap, the processed aggregates go
+// first, oldest processed first (a response that comes for one later is
+// then Unknown rather than Late; with AggregatorConfig.Default it would
+// open a new aggregate); when every aggregate is still open or not yet
+// processed, Open, and Add of a response that would open one, fail with
+// ErrStoreFull, and nothing in progress is dropped. Safe for concurrent
+// use.
 type MemoryAggregateStore struct {
 	ttl time.Duration
+	max int
 	now func() time.Time
 
 	mu        sync.Mutex
 	aggs      map[string]*memoryAggregate
-	lastPurge time.Time
+	exp       expiryHeap
+	gen       uint64
+	processed []string // correlation ids in the order they were processed; may hold stale ones
 }
 
 type memoryAggregate struct {
 	a       Aggregate
 	keys    map[string]string // response key -> message id
 	expires time.Time
+	gen     uint64
 }
 
 // AggregateStoreOptions configures an aggregate store.
@@ -39,27 +54,38 @@ type AggregateStoreOptions struct {
 	// PartitionKey and TTLAttribute name the DynamoDB table's partition
 	// key (a string) and TTL attribute; default "pk" and "expiresAt".
 	PartitionKey, TTLAttribute string
+	// MaxAggregates caps the aggregates a MemoryAggregateStore holds;
+	// default DefaultMaxAggregates. DynamoDB stores ignore it.
+	MaxAggregates int
 }
 
 func newAggregateStoreOptions(optFns []func(*AggregateStoreOptions)) (AggregateStoreOptions, error) {
-	o := AggregateStoreOptions{TTL: DefaultAggregateTTL, PartitionKey: "pk", TTLAttribute: "expiresAt"}
+	o := AggregateStoreOptions{TTL: DefaultAggregateTTL, PartitionKey: "pk", TTLAttribute: "expiresAt", MaxAggregates: DefaultMaxAggregates}
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	if o.TTL < time.Second || o.PartitionKey == "" || o.TTLAttribute == "" || o.PartitionKey == o.TTLAttribute {
+	if o.TTL < time.Second || o.PartitionKey == "" || o.TTLAttribute == "" || o.PartitionKey == o.TTLAttribute || o.MaxAggregates < 1 {
 		return o, fmt.Errorf("%w: aggregate store options %+v", ErrInvalidConfig, o)
 	}
 	return o, nil
 }
 
-// NewMemoryAggregateStore returns an empty store; of the options only TTL
-// applies.
+// NewMemoryAggregateStore returns an empty store; of the options TTL and
+// MaxAggregates apply.
 func NewMemoryAggregateStore(optFns ...func(*AggregateStoreOptions)) (*MemoryAggregateStore, error) {
 	o, err := newAggregateStoreOptions(optFns)
 	if err != nil {
 		return nil, err
 	}
-	return &MemoryAggregateStore{ttl: o.TTL, now: time.Now, aggs: map[string]*memoryAggregate{}}, nil
+	return &MemoryAggregateStore{ttl: o.TTL, max: o.MaxAggregates, now: time.Now, aggs: map[string]*memoryAggregate{}}, nil
+}
+
+// Len returns how many aggregates the store holds.
+func (s *MemoryAggregateStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purge()
+	return len(s.aggs)
 }
 
 // get returns the live aggregate cid, or nil. s.mu is held.
@@ -72,38 +98,56 @@ func (s *MemoryAggregateStore) get(cid string) *memoryAggregate {
 	return m
 }
 
-// purge drops expired aggregates, at most once a minute. s.mu is held.
+// purge drops the aggregates that have expired. s.mu is held.
 func (s *MemoryAggregateStore) purge() {
-	now := s.now()
-	if now.Sub(s.lastPurge) < time.Minute {
-		return
-	}
-	s.lastPurge = now
-	for cid, m := range s.aggs {
-		if !now.Before(m.expires) {
+	s.exp.due(s.now(), func(cid string, gen uint64) {
+		if m := s.aggs[cid]; m != nil && m.gen == gen {
+			delete(s.aggs, cid)
+		}
+	})
+}
+
+// insert adds a new aggregate, making room at the cap by dropping the
+// oldest processed ones; with none to drop it fails. s.mu is held.
+func (s *MemoryAggregateStore) insert(a *Aggregate) (*memoryAggregate, error) {
+	s.purge()
+	for len(s.aggs) >= s.max && len(s.processed) > 0 {
+		cid := s.processed[0]
+		s.processed = s.processed[1:]
+		if m := s.aggs[cid]; m != nil && m.a.Processed {
 			delete(s.aggs, cid)
 		}
 	}
+	if len(s.aggs) >= s.max {
+		return nil, fmt.Errorf("%w: %d aggregates, none expired or processed (MaxAggregates %d)", ErrStoreFull, len(s.aggs), s.max)
+	}
+	c := Aggregate{CorrelationID: a.CorrelationID, Expected: slices.Clone(a.Expected), Quorum: a.Quorum, Deadline: a.Deadline, OpenedAt: a.OpenedAt}
+	s.gen++
+	m := &memoryAggregate{a: c, keys: map[string]string{}, expires: a.OpenedAt.Add(s.ttl), gen: s.gen}
+	s.aggs[a.CorrelationID] = m
+	heap.Push(&s.exp, expiryEntry{at: m.expires, key: a.CorrelationID, gen: m.gen})
+	if len(s.exp) > 2*len(s.aggs)+64 {
+		s.exp = s.exp[:0]
+		for cid, m := range s.aggs {
+			s.exp = append(s.exp, expiryEntry{at: m.expires, key: cid, gen: m.gen})
+		}
+		heap.Init(&s.exp)
+	}
+	return m, nil
 }
 
-// Open implements AggregateStore.
+// Open implements AggregateStore. At the cap it fails with ErrStoreFull.
 func (s *MemoryAggregateStore) Open(_ context.Context, a *Aggregate) error {
 	if err := checkOpen(a); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.purge()
 	if s.get(a.CorrelationID) != nil {
 		return fmt.Errorf("%w: %s", ErrAggregateExists, a.CorrelationID)
 	}
-	s.aggs[a.CorrelationID] = s.newAggregate(a)
-	return nil
-}
-
-func (s *MemoryAggregateStore) newAggregate(a *Aggregate) *memoryAggregate {
-	c := Aggregate{CorrelationID: a.CorrelationID, Expected: slices.Clone(a.Expected), Quorum: a.Quorum, Deadline: a.Deadline, OpenedAt: a.OpenedAt}
-	return &memoryAggregate{a: c, keys: map[string]string{}, expires: a.OpenedAt.Add(s.ttl)}
+	_, err := s.insert(a)
+	return err
 }
 
 func checkOpen(a *Aggregate) error {
@@ -130,9 +174,10 @@ func (s *MemoryAggregateStore) Add(_ context.Context, cid string, r Response, im
 		if err := checkOpen(&open); err != nil {
 			return AddResult{}, err
 		}
-		s.purge()
-		m = s.newAggregate(&open)
-		s.aggs[cid] = m
+		var err error
+		if m, err = s.insert(&open); err != nil {
+			return AddResult{}, err
+		}
 	}
 	k := r.key()
 	if id, ok := m.keys[k]; ok && id == r.MessageID {
@@ -185,8 +230,13 @@ func (s *MemoryAggregateStore) Complete(_ context.Context, cid string, reason Co
 func (s *MemoryAggregateStore) MarkProcessed(_ context.Context, cid string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m := s.get(cid); m != nil {
+	if m := s.get(cid); m != nil && !m.a.Processed {
 		m.a.Processed = true
+		s.processed = append(s.processed, cid)
+		if len(s.processed) > 2*len(s.aggs)+64 {
+			// Mostly ids of aggregates expired since: keep the live ones.
+			s.processed = slices.DeleteFunc(s.processed, func(cid string) bool { return s.aggs[cid] == nil })
+		}
 	}
 	return nil
 }

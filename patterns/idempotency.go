@@ -1,8 +1,10 @@
 package patterns
 
 import (
+	"container/heap"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,10 +74,16 @@ type IdempotencyStore interface {
 
 // IdempotencyOptions shapes Idempotent.
 type IdempotencyOptions struct {
-	// Key returns the key of a message; default its SQS message id. Use
-	// a business key (an order id in the body, a DeduplicationID) where
-	// the same thing may come as different messages: sent twice, or
-	// through two subscriptions.
+	// Key returns the key of a message; default its SQS message id.
+	//
+	// The message id guards against SQS delivering one message twice, and
+	// nothing else: a message sent twice (a producer that retried a send
+	// whose answer it did not get, a user who clicked twice, one event
+	// through two subscriptions) has two ids, and the handler runs twice.
+	// Key such messages by what makes them the same: a business key (an
+	// order id in the body or an attribute), DeduplicationKey (FIFO queues:
+	// the deduplication id the sender set, or SQS's content hash), or
+	// BodyHashKey (the same body is the same thing).
 	Key func(m *Message) (string, error)
 	// InProgressTTL bounds how long a delivery owns its key: after it a
 	// crashed delivery's message runs again. Default: until the handler's
@@ -167,17 +175,66 @@ func Idempotent(h Handler, store IdempotencyStore, o IdempotencyOptions) (Handle
 	}, nil
 }
 
+// DeduplicationKey is an IdempotencyOptions.Key: the message's
+// DeduplicationID, so that sends of the same thing with the same
+// deduplication id run the handler once even beyond SQS's five-minute
+// deduplication window (a producer's retry an hour later). FIFO queues
+// only: a message with no deduplication id (any standard queue's) fails
+// with ErrMalformedMessage.
+func DeduplicationKey(m *Message) (string, error) {
+	if m.DeduplicationID == "" {
+		return "", fmt.Errorf("%w: idempotency: message %s has no deduplication id to key it by (a standard queue's?)", ErrMalformedMessage, m.ID)
+	}
+	return "dedup:" + m.DeduplicationID, nil
+}
+
+// BodyHashKey is an IdempotencyOptions.Key: the SHA-256 of the body, so
+// that a body sent twice (as two messages) runs the handler once, on
+// any queue. Two messages that differ only in their attributes count as
+// the same; give each send something unique in its body if they are not.
+func BodyHashKey(m *Message) (string, error) {
+	sum := sha256.Sum256(m.Body)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
 func newToken() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
+// ErrStoreFull: a memory store holds as many records as it may (its cap)
+// and none of them has expired, so it takes no new one. Nothing it holds
+// is dropped to make room; the new work fails (a handler's message stays
+// on the queue and SQS delivers it again later).
+var ErrStoreFull = errors.New("courier: store full")
+
+// DefaultMaxIdempotencyRecords is the default cap of a
+// MemoryIdempotencyStore: at about 150 bytes a record, some 15 MB.
+const DefaultMaxIdempotencyRecords = 100_000
+
+// MemoryIdempotencyStoreOptions shapes a MemoryIdempotencyStore.
+type MemoryIdempotencyStoreOptions struct {
+	// MaxRecords caps the records held, in progress and completed; 0
+	// (or less) means DefaultMaxIdempotencyRecords. Expired records are
+	// dropped as they come due; at the cap, Begin of a new key fails with
+	// ErrStoreFull rather than forget a record (forgetting a completed
+	// one would let its duplicate run again). Make it larger than the
+	// messages one process handles within RecordTTL.
+	MaxRecords int
+}
+
 // MemoryIdempotencyStore is an IdempotencyStore in memory: for one
-// process, and tests. Safe for concurrent use.
+// process, and tests. Records are dropped when they expire (an in-progress
+// record at its inProgressUntil, a completed one at its expiry), in
+// O(log n) each as they come due, and there are at most MaxRecords of
+// them. Safe for concurrent use.
 type MemoryIdempotencyStore struct {
 	mu   sync.Mutex
 	recs map[string]memoryIdem
+	exp  expiryHeap
+	gen  uint64
+	max  int
 	now  func() time.Time
 }
 
@@ -185,24 +242,71 @@ type memoryIdem struct {
 	token     string
 	completed bool
 	until     time.Time // in progress until, or completed record's expiry
+	gen       uint64    // of its entry in exp
 }
 
 // NewMemoryIdempotencyStore returns an empty store.
-func NewMemoryIdempotencyStore() *MemoryIdempotencyStore {
-	return &MemoryIdempotencyStore{recs: map[string]memoryIdem{}, now: time.Now}
+func NewMemoryIdempotencyStore(optFns ...func(*MemoryIdempotencyStoreOptions)) *MemoryIdempotencyStore {
+	var o MemoryIdempotencyStoreOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	if o.MaxRecords <= 0 {
+		o.MaxRecords = DefaultMaxIdempotencyRecords
+	}
+	return &MemoryIdempotencyStore{recs: map[string]memoryIdem{}, max: o.MaxRecords, now: time.Now}
 }
 
-// Begin implements IdempotencyStore.
+// Len returns how many records the store holds.
+func (s *MemoryIdempotencyStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purge()
+	return len(s.recs)
+}
+
+// put sets key's record and files its expiry. s.mu is held.
+func (s *MemoryIdempotencyStore) put(key string, r memoryIdem) {
+	s.gen++
+	r.gen = s.gen
+	s.recs[key] = r
+	heap.Push(&s.exp, expiryEntry{at: r.until, key: key, gen: r.gen})
+	if len(s.exp) > 2*len(s.recs)+64 {
+		// Mostly stale entries (records released or completed since):
+		// rebuild, O(n) once per n puts.
+		s.exp = s.exp[:0]
+		for k, r := range s.recs {
+			s.exp = append(s.exp, expiryEntry{at: r.until, key: k, gen: r.gen})
+		}
+		heap.Init(&s.exp)
+	}
+}
+
+// purge drops the records that have expired. s.mu is held.
+func (s *MemoryIdempotencyStore) purge() {
+	s.exp.due(s.now(), func(key string, gen uint64) {
+		if r, ok := s.recs[key]; ok && r.gen == gen {
+			delete(s.recs, key)
+		}
+	})
+}
+
+// Begin implements IdempotencyStore. At the cap it fails with
+// ErrStoreFull.
 func (s *MemoryIdempotencyStore) Begin(_ context.Context, key, token string, until time.Time) (IdempotencyState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.purge()
 	if r, ok := s.recs[key]; ok && s.now().Before(r.until) {
 		if r.completed {
 			return IdempotencyCompleted, nil
 		}
 		return IdempotencyInProgress, nil
 	}
-	s.recs[key] = memoryIdem{token: token, until: until}
+	if _, ok := s.recs[key]; !ok && len(s.recs) >= s.max {
+		return 0, fmt.Errorf("%w: %d idempotency records, none expired (MaxRecords %d)", ErrStoreFull, len(s.recs), s.max)
+	}
+	s.put(key, memoryIdem{token: token, until: until})
 	return IdempotencyStarted, nil
 }
 
@@ -213,7 +317,7 @@ func (s *MemoryIdempotencyStore) Complete(_ context.Context, key, token string, 
 	if r, ok := s.recs[key]; !ok || r.token != token {
 		return errNotOwner
 	}
-	s.recs[key] = memoryIdem{token: token, completed: true, until: expires}
+	s.put(key, memoryIdem{token: token, completed: true, until: expires})
 	return nil
 }
 
@@ -226,4 +330,35 @@ func (s *MemoryIdempotencyStore) Release(_ context.Context, key, token string) e
 	}
 	delete(s.recs, key)
 	return nil
+}
+
+// expiryHeap orders a memory store's keys by expiry, so that expired
+// records are dropped as they come due, O(log n) each, with no scan of
+// the whole store. An entry is stale once its key's record was replaced
+// or removed (its gen differs); popping skips it.
+type expiryHeap []expiryEntry
+
+type expiryEntry struct {
+	at  time.Time
+	key string
+	gen uint64
+}
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// due pops every entry due at now and hands it to drop.
+func (h *expiryHeap) due(now time.Time, drop func(key string, gen uint64)) {
+	for len(*h) > 0 && !now.Before((*h)[0].at) {
+		e := heap.Pop(h).(expiryEntry)
+		drop(e.key, e.gen)
+	}
 }
