@@ -3,8 +3,12 @@ package patterns
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -41,6 +45,15 @@ type ChainOptions struct {
 // Chain subscribes the queue at queueURL to topicARN, with a queue policy
 // that lets only that topic send to the queue (aws:SourceArn), merged into
 // the queue's existing policy. It returns the subscription ARN.
+//
+// SQS has no conditional write of a policy: two Chain calls on one queue
+// at once can each read the policy, add their statement and write it, and
+// the second write drops the first statement (SNS delivery is then denied
+// with no error anywhere). So Chain reads the policy back after writing
+// it, and again after a pause, and merges and writes again while its
+// statement is missing; after policyAttempts writes it fails with
+// ErrQueuePolicyConflict. Concurrent Chain calls thus converge to a policy
+// with every statement, unless another writer keeps overwriting it.
 func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicARN, queueURL string, o ChainOptions) (string, error) {
 	topic, err := ParseTopicARN(topicARN)
 	if err != nil {
@@ -61,22 +74,9 @@ func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicAR
 			return "", err
 		}
 	}
-	ga, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl:       aws.String(queueURL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn, types.QueueAttributeNamePolicy},
-	})
-	if err != nil {
-		return "", opError("GetQueueAttributes", queueURL, err)
-	}
-	queueARN := ga.Attributes[string(types.QueueAttributeNameQueueArn)]
-	policy, err := allowTopic(ga.Attributes[string(types.QueueAttributeNamePolicy)], queueARN, topic)
+	queueARN, err := allowTopicConverged(ctx, sqsClient, queueURL, topic)
 	if err != nil {
 		return "", err
-	}
-	if _, err := sqsClient.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
-		QueueUrl: aws.String(queueURL), Attributes: map[string]string{string(types.QueueAttributeNamePolicy): policy},
-	}); err != nil {
-		return "", opError("SetQueueAttributes", queueURL, err)
 	}
 	attrs := map[string]string{"RawMessageDelivery": strconv.FormatBool(o.Raw)}
 	if o.Filter != nil {
@@ -96,6 +96,98 @@ func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicAR
 	}
 	return aws.ToString(out.SubscriptionArn), nil
 }
+
+// ErrQueuePolicyConflict: Chain's statement did not stay in the queue
+// policy: something kept overwriting the policy while Chain wrote it.
+var ErrQueuePolicyConflict = errors.New("courier: queue policy kept being overwritten")
+
+// Chain's policy writes: at most policyAttempts; after each, a read at
+// once and another after a pause of about policySettle, doubled after
+// each lost write (with jitter, so that two Chains do not keep step). A
+// concurrent Chain's read-merge-write is two requests: unless its write
+// takes longer than the pause, a write that lands after the second read
+// came from a read after ours, and kept our statement.
+const (
+	policyAttempts = 6
+	policySettle   = 250 * time.Millisecond
+)
+
+// allowTopicConverged merges the topic's statement into the queue's
+// policy and checks that it stays there, and returns the queue's ARN.
+func allowTopicConverged(ctx context.Context, sqsClient SQSQueueAPI, queueURL string, topic TopicRef) (string, error) {
+	read := func() (arn, policy string, err error) {
+		ga, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl:       aws.String(queueURL),
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn, types.QueueAttributeNamePolicy},
+		})
+		if err != nil {
+			return "", "", opError("GetQueueAttributes", queueURL, err)
+		}
+		return ga.Attributes[string(types.QueueAttributeNameQueueArn)], ga.Attributes[string(types.QueueAttributeNamePolicy)], nil
+	}
+	queueARN, current, err := read()
+	if err != nil {
+		return "", err
+	}
+	if hasStatement(current, topic) {
+		return queueARN, nil // chained before: nothing to write
+	}
+	wait := policySettle
+	for attempt := 1; ; attempt++ {
+		want, err := allowTopic(current, queueARN, topic)
+		if err != nil {
+			return "", err
+		}
+		if _, err := sqsClient.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+			QueueUrl: aws.String(queueURL), Attributes: map[string]string{string(types.QueueAttributeNamePolicy): want},
+		}); err != nil {
+			return "", opError("SetQueueAttributes", queueURL, err)
+		}
+		// Read back at once and again after a pause: a concurrent Chain
+		// that read before our write may still write after it.
+		stayed := true
+		for _, pause := range []time.Duration{0, wait/2 + rand.N(wait/2+1)} {
+			if pause > 0 {
+				if err := sleepCtx(ctx, pause); err != nil {
+					return "", err
+				}
+			}
+			if _, current, err = read(); err != nil {
+				return "", err
+			}
+			if !hasStatement(current, topic) {
+				stayed = false
+				break
+			}
+		}
+		if stayed {
+			return queueARN, nil
+		}
+		if attempt == policyAttempts {
+			return "", fmt.Errorf("%w: %s: the statement for %s was gone after each of %d writes", ErrQueuePolicyConflict, queueURL, topic.ARN, attempt)
+		}
+		wait *= 2
+	}
+}
+
+// hasStatement tells whether policy holds the statement that lets topic
+// send: its Sid, naming the topic's ARN. Not compared byte for byte: SQS
+// may store a policy in a form of its own.
+func hasStatement(policy string, topic TopicRef) bool {
+	var doc policyDoc
+	if policy == "" || json.Unmarshal([]byte(policy), &doc) != nil {
+		return false
+	}
+	for _, raw := range doc.Statement {
+		var s struct{ Sid string }
+		if json.Unmarshal(raw, &s) == nil && s.Sid == topicSid(topic) {
+			return strings.Contains(string(raw), `"`+topic.ARN+`"`)
+		}
+	}
+	return false
+}
+
+func topicSid(topic TopicRef) string { return "courier-sns-" + topic.Account + "-" + topic.Name }
 
 // Unchain removes a subscription made by Chain.
 func Unchain(ctx context.Context, snsClient SNSAPI, subscriptionARN string) error {
@@ -128,7 +220,7 @@ func allowTopic(existing, queueARN string, topic TopicRef) (string, error) {
 			return "", fmt.Errorf("%w: the queue's policy is not readable JSON: %v", ErrInvalidConfig, err)
 		}
 	}
-	sid := "courier-sns-" + topic.Account + "-" + topic.Name
+	sid := topicSid(topic)
 	kept := doc.Statement[:0]
 	for _, raw := range doc.Statement {
 		var s struct{ Sid string }
