@@ -34,7 +34,7 @@ import (
 //     completion, and second answers of a responder, are ignored and
 //     counted.
 //   - Processor: the user's function that receives each completed
-//     aggregate, once.
+//     aggregate (at least once; see below).
 //
 // The scatterer opens the aggregate in the store (with its rule) before
 // any request goes out, so the aggregator, which may be another process or
@@ -44,11 +44,18 @@ import (
 // what came, so no aggregator has to keep timers, and a deadline survives
 // a crash of the scatterer.
 //
-// Exactly once: the store completes an aggregate for one caller only (a
-// conditional write in DynamoDB), so of many concurrent aggregators
-// exactly one calls the processor. When the processor fails, the response
-// that completed the aggregate is not deleted; SQS delivers it again and
-// the processor runs again, until it succeeds.
+// Completion is exactly once, processing at least once. The store
+// completes an aggregate for one message only (a conditional write in
+// DynamoDB), so of many concurrent aggregators one calls the processor.
+// When the processor fails, the response that completed the aggregate is
+// not deleted; SQS delivers it again and the processor runs again, until
+// it succeeds and the aggregate is marked processed. A crash (or a lost
+// MarkProcessed, or a visibility timeout that ran out) after the
+// processor's side effect and before that mark runs it again, with the
+// same aggregate: no store can tell whether a side effect outside it
+// happened. Deduplicate by Aggregate.CorrelationID, the key of the
+// aggregate (IdempotentProcessor does it with an IdempotencyStore), or
+// make the side effect idempotent by it (a conditional write keyed by it).
 
 // ScatterHeader marks a scatter request; a Responder answers it with its
 // name in ResponderHeader.
@@ -162,7 +169,8 @@ type Aggregate struct {
 	Missing     []string         `json:"missing,omitempty"` // expected responders that did not answer
 	// CompletedBy is the id of the message whose handling completed the
 	// aggregate (a response, or the deadline message); the redelivery of
-	// that message runs the processor again while Processed is false.
+	// that message runs the processor again while Processed is false
+	// (the processor runs at least once: deduplicate by CorrelationID).
 	CompletedBy string `json:"-"`
 	Processed   bool   `json:"-"`
 }
@@ -283,10 +291,50 @@ type AggregateStore interface {
 	Get(ctx context.Context, cid string) (*Aggregate, error)
 }
 
-// Processor receives each completed aggregate once. An error leaves the
-// response that completed it on the queue: SQS delivers it again and the
-// processor is called again with the same aggregate.
+// Processor receives each completed aggregate, at least once: an error
+// leaves the response that completed it on the queue, SQS delivers it
+// again and the processor is called again with the same aggregate; and
+// a crash after the processor returned, before the aggregate was marked
+// processed, calls it again too. a.CorrelationID is the key to
+// deduplicate by; IdempotentProcessor wraps a Processor to do so.
 type Processor func(ctx context.Context, a *Aggregate) error
+
+// aggregateCtxKey carries the aggregate through IdempotentProcessor's
+// Handler.
+type aggregateCtxKey struct{}
+
+// IdempotentProcessor wraps p so that its side effects happen once per
+// aggregate: keyed by the aggregate's correlation id in store, as
+// Idempotent keys a handler's messages, so that a second call for an
+// aggregate p completed (after a crash before MarkProcessed) is skipped,
+// and a call while another runs it fails with ErrIdempotencyInProgress
+// (retried on redelivery). o.Key must be nil: the key is the correlation
+// id. o.RecordTTL defaults to DefaultAggregateTTL, as long as a redelivery
+// can find the aggregate; o.InProgressTTL as Idempotent's.
+func IdempotentProcessor(p Processor, store IdempotencyStore, o IdempotencyOptions) (Processor, error) {
+	switch {
+	case p == nil:
+		return nil, fmt.Errorf("%w: IdempotentProcessor: nil processor", ErrInvalidConfig)
+	case o.Key != nil:
+		return nil, fmt.Errorf("%w: IdempotentProcessor: Key is the aggregate's correlation id; leave it nil", ErrInvalidConfig)
+	}
+	if o.RecordTTL == 0 {
+		o.RecordTTL = DefaultAggregateTTL
+	}
+	o.Key = func(m *Message) (string, error) { return "aggregate:" + m.CorrelationID, nil }
+	h, err := Idempotent(func(ctx context.Context, _ *Message) error {
+		return p(ctx, ctx.Value(aggregateCtxKey{}).(*Aggregate))
+	}, store, o)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, a *Aggregate) error {
+		if a == nil || a.CorrelationID == "" {
+			return fmt.Errorf("%w: an aggregate with no correlation id", ErrMalformedMessage)
+		}
+		return h(context.WithValue(ctx, aggregateCtxKey{}, a), &Message{ID: a.CorrelationID, CorrelationID: a.CorrelationID})
+	}, nil
+}
 
 // AggregatorConfig configures an Aggregator: the Consumer of the response
 // queue, the store and the processor. QueueURL may be empty for an
