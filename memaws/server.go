@@ -40,6 +40,12 @@ type Options struct {
 	// refused with StorageQuotaExceeded (HTTP 400, not retried), so a test
 	// that leaks objects fails instead of exhausting memory.
 	MaxObjectBytes int64
+	// IgnoreQueuePolicies makes SNS deliver to a queue whatever its Policy
+	// says, as the emulators do. By default a queue that has a Policy gets
+	// only what it allows SNS to send (sns.amazonaws.com with
+	// aws:SourceArn the topic), as on AWS; a queue without one gets
+	// everything (AWS would drop it: tests rarely write the policy).
+	IgnoreQueuePolicies bool
 }
 
 // ClientOptions configure the clients of one Config.
