@@ -18,14 +18,14 @@ import (
 )
 
 // newQueue makes a queue on a fresh Server.
-func qServer(t *testing.T, name string, attrs map[string]string) (*memaws.Server, *sqs.Client, string) {
+func qServer(t testing.TB, name string, attrs map[string]string) (*memaws.Server, *sqs.Client, string) {
 	t.Helper()
 	s := memaws.New()
 	c := s.SQS()
 	return s, c, qCreate(t, c, name, attrs)
 }
 
-func qCreate(t *testing.T, c *sqs.Client, name string, attrs map[string]string) string {
+func qCreate(t testing.TB, c *sqs.Client, name string, attrs map[string]string) string {
 	t.Helper()
 	out, err := c.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 	if err != nil {

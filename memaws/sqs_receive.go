@@ -205,7 +205,7 @@ func view(m *message, p *receiveParams) messageOut {
 	for name, v := range m.attrs {
 		for _, want := range p.attrNames {
 			prefix, wild := strings.CutSuffix(want, ".*")
-			if want == "All" || want == ".*" || want == name || wild && strings.HasPrefix(name, prefix+".") || wild && strings.HasPrefix(name, prefix) && prefix == "" {
+			if want == "All" || want == ".*" || want == name || wild && strings.HasPrefix(name, prefix+".") {
 				attrs[name] = v
 				break
 			}
