@@ -70,6 +70,7 @@ type queue struct {
 	gone       bool // deleted: long polls on it stop
 	// expiryCheck: no message expires before it (see expireLocked).
 	expiryCheck time.Time
+	attempts    map[string]*receiveAttempt // FIFO ReceiveRequestAttemptIds
 }
 
 // queueConfig is a queue's settable attributes, parsed.
@@ -118,6 +119,7 @@ type message struct {
 	group, dedupID, seq string // FIFO (group also on fair standard queues)
 	dlqSource           string // DeadLetterQueueSourceArn
 	deleted             bool
+	visChanged          bool // ChangeMessageVisibility since the latest receive
 }
 
 func (m *message) inflight(now time.Time) bool {

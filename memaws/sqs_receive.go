@@ -79,7 +79,13 @@ func (s *Server) receiveMessage(r *request, in *sqsInput) (any, *APIError) {
 			return nil, errNoQueue()
 		}
 		now := s.nowLocked()
-		msgs, e := s.receiveLocked(q, &p, now)
+		msgs, e := s.retriedReceiveLocked(q, in.ReceiveRequestAttemptId, &p, now)
+		if msgs == nil && e == nil {
+			msgs, e = s.receiveLocked(q, &p, now)
+			if e == nil && len(msgs) > 0 && q.fifo && in.ReceiveRequestAttemptId != "" {
+				s.recordAttemptLocked(q, in.ReceiveRequestAttemptId, msgs, now)
+			}
+		}
 		if e != nil || len(msgs) > 0 || !now.Before(deadline) {
 			s.mu.Unlock()
 			if e != nil {
@@ -168,7 +174,7 @@ func (s *Server) receiveLocked(q *queue, p *receiveParams, now time.Time) ([]mes
 			m.received = now
 		}
 		m.handle = s.handleLocked(q, m)
-		m.inflightT = now
+		m.inflightT, m.visChanged = now, false
 		m.visibleAt = now.Add(p.visibility)
 		out = append(out, view(m, p))
 	}
@@ -224,7 +230,7 @@ func view(m *message, p *receiveParams) messageOut {
 func (s *Server) moveLocked(q *queue, m *message, dst *queue, now time.Time, toDLQ bool) {
 	s.removeLocked(q, m)
 	c := *m
-	c.serial, c.handle, c.recvCount, c.received, c.inflightT, c.deleted = s.nextID(), "", 0, time.Time{}, time.Time{}, false
+	c.serial, c.handle, c.recvCount, c.received, c.inflightT, c.deleted, c.visChanged = s.nextID(), "", 0, time.Time{}, time.Time{}, false, false
 	c.visibleAt = now
 	if dst.fifo {
 		c.enqueued = now // a FIFO DLQ's retention starts again; a standard one's counts from the first send
@@ -364,6 +370,7 @@ func (s *Server) changeVisibilityLocked1(q *queue, h string, vis *int) *APIError
 		return errInvalid("Value %d for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds].", v)
 	}
 	m.visibleAt = until
+	m.visChanged = true
 	s.notifyLocked()
 	return nil
 }
@@ -429,4 +436,63 @@ func (s *Server) changeVisibilityBatchLocked(r *request, q *queue, in *sqsInput)
 	return s.handleBatchLocked(r, in, func(en handleEntry) *APIError {
 		return s.changeVisibilityLocked1(q, en.ReceiptHandle, en.VisibilityTimeout)
 	})
+}
+
+// receiveAttempt is what a FIFO receive with a ReceiveRequestAttemptId
+// returned, for five minutes.
+type receiveAttempt struct {
+	serials []uint64
+	handles []string
+	expires time.Time
+}
+
+// recordAttemptLocked remembers a FIFO receive's messages under its
+// ReceiveRequestAttemptId. s.mu held.
+func (s *Server) recordAttemptLocked(q *queue, id string, msgs []messageOut, now time.Time) {
+	if q.attempts == nil {
+		q.attempts = map[string]*receiveAttempt{}
+	}
+	for k, a := range q.attempts {
+		if !now.Before(a.expires) {
+			delete(q.attempts, k)
+		}
+	}
+	a := &receiveAttempt{expires: now.Add(sqsDedupWindow)}
+	for _, m := range msgs {
+		hm, _ := messageByHandleLocked(q, m.ReceiptHandle)
+		if hm == nil {
+			return
+		}
+		a.serials = append(a.serials, hm.serial)
+		a.handles = append(a.handles, m.ReceiptHandle)
+	}
+	q.attempts[id] = a
+}
+
+// retriedReceiveLocked answers a FIFO receive retried with the same
+// ReceiveRequestAttemptId within five minutes, while none of its messages
+// was deleted, changed or received again: the same messages and receipt
+// handles, with their visibility timeout started again (as AWS documents).
+// nil, nil: not a retry. s.mu held.
+func (s *Server) retriedReceiveLocked(q *queue, id string, p *receiveParams, now time.Time) ([]messageOut, *APIError) {
+	a := q.attempts[id]
+	if !q.fifo || id == "" || a == nil || !now.Before(a.expires) {
+		return nil, nil
+	}
+	delete(q.attempts, id)
+	var ms []*message
+	for i, serial := range a.serials {
+		m := q.live[serial]
+		if m == nil || m.handle != a.handles[i] || m.visChanged {
+			return nil, nil
+		}
+		ms = append(ms, m)
+	}
+	out := make([]messageOut, 0, len(ms))
+	for _, m := range ms {
+		m.visibleAt = now.Add(p.visibility)
+		out = append(out, view(m, p))
+	}
+	q.attempts[id] = a
+	return out, nil
 }

@@ -568,3 +568,19 @@ func TestMessageMoveTask(t *testing.T) {
 		t.Fatalf("tasks %+v %v", l, err)
 	}
 }
+
+func TestFIFOReceiveRequestAttemptID(t *testing.T) {
+	s, c, url := qServer(t, "attempt.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+	fifoSend(t, c, url, "g", "m1")
+	fifoSend(t, c, url, "h", "m2")
+	attempt := func(in *sqs.ReceiveMessageInput) { in.ReceiveRequestAttemptId = aws.String("try-1") }
+	first := qReceive(t, c, url, 1, attempt)
+	again := qReceive(t, c, url, 1, attempt)
+	if len(first) != 1 || len(again) != 1 || aws.ToString(first[0].ReceiptHandle) != aws.ToString(again[0].ReceiptHandle) {
+		t.Fatalf("retry returned %+v, first %+v", again, first)
+	}
+	s.Advance(6 * time.Minute)
+	if m := qReceive(t, c, url, 10, attempt); len(m) != 2 {
+		t.Fatalf("after the window: %v", bodies(m))
+	}
+}
