@@ -27,8 +27,6 @@ type Capabilities struct {
 	DeepQueues bool
 	// DynamoDB: the backend serves DynamoDB.
 	DynamoDB bool
-	// CloudFormation: cdk deploy works (subscriptions and queue policies created).
-	CloudFormation bool
 	// SignsHTTPNotifications: SNS signs what it POSTs to HTTP subscribers,
 	// with a certificate it serves, and sends a SubscriptionConfirmation.
 	SignsHTTPNotifications bool
@@ -76,17 +74,16 @@ func capsFor(name string) Capabilities {
 			FIFOTopicToQueueWithoutContentDedup: true,
 			DeepQueues:                          true,
 			DynamoDB:                            true,
-			CloudFormation:                      true,
 			SignsHTTPNotifications:              true,
 			HTTPNotificationAttributes:          true,
 			PublishIndependentOfHTTPSubscribers: true,
 			FilterDottedKeys:                    true,
 		}
 	case "memory":
-		// memaws follows AWS; it has no DynamoDB, no CloudFormation and no
-		// HTTP subscriptions (it opens no sockets).
+		// memaws follows AWS; it has no DynamoDB and no HTTP subscriptions
+		// (it opens no sockets).
 		c := allCaps()
-		c.DynamoDB, c.CloudFormation = false, false
+		c.DynamoDB = false
 		c.SignsHTTPNotifications, c.HTTPNotificationAttributes, c.PublishIndependentOfHTTPSubscribers = false, false, false
 		return c
 	case "moto":
