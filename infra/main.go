@@ -12,7 +12,9 @@
 // logLevel, COURIER_LOG_LEVEL of every function (default info);
 // aggregateTableRemoval, retain (default) or destroy: whether the state
 // tables and the claim-check bucket outlive the stack (deploy-local
-// destroys them).
+// destroys them); lambdaArchitecture, arm64 (default) or x86_64: what the
+// bootstraps in lambdaAssets were built for (deploy-local builds and
+// deploys them for the host's, which LocalStack's courier executor runs).
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -45,6 +48,8 @@ const RetryBackoff = "5s,15m"
 type config struct {
 	LambdaAssets string
 	LogLevel     string
+	// Architecture of the functions (nil: arm64).
+	Architecture awslambda.Architecture
 	// TableRemoval is the aggregate table's removal policy ("" = retain).
 	TableRemoval awscdk.RemovalPolicy
 }
@@ -79,6 +84,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "infra: context aggregateTableRemoval=%q: want retain or destroy\n", r)
 		os.Exit(1)
 	}
+	switch a := contextString(app, "lambdaArchitecture", "arm64"); a {
+	case "arm64":
+		cfg.Architecture = awslambda.Architecture_ARM_64()
+	case "x86_64":
+		cfg.Architecture = awslambda.Architecture_X86_64()
+	default:
+		fmt.Fprintf(os.Stderr, "infra: context lambdaArchitecture=%q: want arm64 or x86_64\n", a)
+		os.Exit(1)
+	}
 	if err := checkAssets(cfg.LambdaAssets); err != nil {
 		fmt.Fprintln(os.Stderr, "infra:", err)
 		os.Exit(1)
@@ -98,7 +112,7 @@ func newCourier(app constructs.Construct, cfg config) courier {
 	})
 	c.Compute.AddStackDependency(c.Messaging, jsii.String("its functions consume the messaging stack's queues"))
 
-	fn := cdkpatterns.FunctionOptions{AssetRoot: cfg.LambdaAssets, LogLevel: cfg.LogLevel}
+	fn := cdkpatterns.FunctionOptions{AssetRoot: cfg.LambdaAssets, LogLevel: cfg.LogLevel, Architecture: cfg.Architecture}
 	m := c.Messaging
 
 	// One-way: jobs for competing workers.

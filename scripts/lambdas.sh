@@ -5,6 +5,8 @@
 # zipped reproducibly as dist/lambdas/<name>.zip (the infra/ assets); each
 # binary is checked to be aarch64, static, and built with those settings.
 # For one function: scripts/lambdas.sh worker
+# For this machine (LocalStack's courier executor; deploy-local does this):
+#   scripts/lambdas.sh -out dist/lambdas-local -arch host
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go run ./lambdas/internal/cmd/buildlambdas -out dist/lambdas "$@"

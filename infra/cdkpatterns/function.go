@@ -57,6 +57,10 @@ type FunctionOptions struct {
 	LogRetention awslogs.RetentionDays
 	// Tracing: X-Ray tracing, off by default (see NewQueueFunction).
 	Tracing awslambda.Tracing
+	// Architecture of the bootstraps in AssetRoot: default arm64. A local
+	// deploy builds and deploys them for the host's architecture instead
+	// (LocalStack's courier executor runs them as host processes).
+	Architecture awslambda.Architecture
 
 	// BatchSize of the event source mapping: default 10.
 	BatchSize int
@@ -74,6 +78,9 @@ func (o FunctionOptions) withDefaults() FunctionOptions {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = DefaultLogLevel
+	}
+	if o.Architecture == nil {
+		o.Architecture = awslambda.Architecture_ARM_64()
 	}
 	if o.Timeout == nil {
 		o.Timeout = awscdk.Duration_Seconds(jsii.Number(DefaultFunctionTimeoutSeconds))
@@ -199,7 +206,7 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 	fp := &awslambda.FunctionProps{
 		Description:  jsii.String(fmt.Sprintf("courier %s (lambdas/%s)", p.Name, p.Name)),
 		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
-		Architecture: awslambda.Architecture_ARM_64(),
+		Architecture: o.Architecture,
 		Handler:      jsii.String("bootstrap"),
 		Code:         code,
 		Role:         role,
