@@ -70,7 +70,9 @@ type ConsumerConfig struct {
 	// HTTP client has no timeout, so without one a stalled endpoint would
 	// hold a request, and shutdown, for ever. It also bounds the final
 	// flush of Run: Run returns at most ShutdownTimeout + 1s + CallTimeout
-	// after its context is done. Default 5s.
+	// after its context is done. Default 15s: generous, so that a slow
+	// but working endpoint (throttling and the SDK's retries, an emulator
+	// on a loaded machine) does not turn deletes into redeliveries.
 	CallTimeout time.Duration
 	// Backoff, when set, decides when a message whose handler failed is
 	// delivered again: its visibility timeout is set to Backoff(receiveCount)
@@ -105,7 +107,7 @@ func (c *ConsumerConfig) setDefaults() {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.CallTimeout == 0 {
-		c.CallTimeout = 5 * time.Second
+		c.CallTimeout = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -368,7 +368,7 @@ func TestConsumerShutdownBoundedWhenEndpointStalls(t *testing.T) {
 		time.Sleep(time.Second)
 		cancel()
 		began := time.Now()
-		bound := cfg.ShutdownTimeout + time.Second + 5*time.Second // + grace + the default CallTimeout
+		bound := cfg.ShutdownTimeout + time.Second + 15*time.Second // + grace + the default CallTimeout
 		select {
 		case err = <-done:
 			done <- err // for the deferred wait
