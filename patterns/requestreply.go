@@ -178,7 +178,7 @@ type Requester struct {
 	q      *replyQueue
 	out    *outbox
 
-	life    sync.Mutex // Start and Close
+	life    chan struct{} // Start and Close, one at a time; a channel so that waiting for it honours the caller's context
 	running atomic.Bool
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -207,7 +207,7 @@ func NewRequester(client SQSAPI, cfg RequesterConfig) (*Requester, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	r := &Requester{client: client, cfg: cfg, log: cfg.Logger, waiters: make(map[string]*waiter)}
+	r := &Requester{client: client, cfg: cfg, log: cfg.Logger, waiters: make(map[string]*waiter), life: make(chan struct{}, 1)}
 	tags := map[string]string{TagReplyQueue: "true", TagOwner: cfg.Owner}
 	for k, v := range cfg.Tags {
 		tags[k] = v
@@ -229,8 +229,10 @@ func (r *Requester) Start(ctx context.Context) error {
 	if r.running.Load() {
 		return nil
 	}
-	r.life.Lock()
-	defer r.life.Unlock()
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()
@@ -258,14 +260,30 @@ func (r *Requester) Start(ctx context.Context) error {
 	return nil
 }
 
+// lock takes r.life unless ctx ends first: a request waiting while another
+// one creates the reply queue (a slow CreateQueue) still honours its own
+// deadline.
+func (r *Requester) lock(ctx context.Context) error {
+	select {
+	case r.life <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Requester) unlock() { <-r.life }
+
 // Close stops the Requester: requests still waiting fail with
 // ErrRequesterClosed, the background work ends, and a reply queue the
 // Requester created is deleted (a given one is left). Replies that arrive
 // later are lost with the queue: nobody waits for them. Close is safe to
 // call more than once.
 func (r *Requester) Close(ctx context.Context) error {
-	r.life.Lock()
-	defer r.life.Unlock()
+	if err := r.lock(ctx); err != nil {
+		return err
+	}
+	defer r.unlock()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
