@@ -9,7 +9,7 @@ COURIER_BACKEND ?= localstack
 PATTERN ?= all
 export COURIER_BACKEND
 
-.PHONY: all test unit integration fuzz infra-test demo bench lambdas synth deploy-local \
+.PHONY: all test unit integration fuzz infra-test demo bench soak lambdas synth deploy-local \
         emulators emulators-down vet fmt tidy clean
 
 all: test
@@ -35,6 +35,13 @@ demo:
 ## bench: BENCH lines (API requests per message, throughput, latency) on the emulator.
 bench:
 	@bash scripts/bench.sh
+
+## soak: 100,000 messages (one-way and FIFO) through LocalStack under the
+## fault schedule of perf/, with throttling and a consumer SIGKILLed every
+## 15-30 s; prints SOAK lines and writes bench/soak.json. Not in make test
+## (10-20 minutes).
+soak:
+	@bash scripts/soak.sh
 
 ## lambdas: linux/arm64 bootstrap binaries and zips in dist/lambdas for infra/.
 lambdas:
