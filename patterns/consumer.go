@@ -328,14 +328,32 @@ func (c *Consumer) waitWorkers(workers *sync.WaitGroup, handlerCtx context.Conte
 // visibilityTimeout returns the configured timeout or reads the queue's.
 // Reading it also proves the queue exists before anything else happens.
 func (c *Consumer) visibilityTimeout(ctx context.Context) (time.Duration, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	defer cancel()
-	out, err := c.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl:       aws.String(c.queue.URL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
-	})
-	if err != nil {
-		return 0, opError("GetQueueAttributes", c.queue.URL, err)
+	// A transient failure here (throttling, a 500, a call past its
+	// deadline) is retried until ctx ends: a consumer starting during an
+	// SQS hiccup must not stop for good. Found by internal/sim.
+	var out *sqs.GetQueueAttributesOutput
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		callCtx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		var err error
+		out, err = c.client.GetQueueAttributes(callCtx, &sqs.GetQueueAttributesInput{
+			QueueUrl:       aws.String(c.queue.URL),
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		if k := Classify(err); (k != KindRetryable && k != KindThrottled) || ctx.Err() != nil {
+			return 0, opError("GetQueueAttributes", c.queue.URL, err)
+		}
+		c.cfg.Logger.Warn("courier: reading the queue's visibility timeout failed; retrying", "queue", c.queue.URL, "err", err)
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, opError("GetQueueAttributes", c.queue.URL, err)
+		}
 	}
 	if c.cfg.VisibilityTimeout > 0 {
 		return c.cfg.VisibilityTimeout, nil
