@@ -1,6 +1,13 @@
 package patterns
 
-import "strconv"
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
 
 // FIFO queues and topics.
 //
@@ -57,4 +64,53 @@ func FIFOQueueAttributes(o FIFOOptions) map[string]string {
 		attrs["VisibilityTimeout"] = strconv.Itoa(o.VisibilityTimeoutSeconds)
 	}
 	return attrs
+}
+
+// repeatsGroup reports whether two of msgs share a message group.
+func repeatsGroup(msgs []*Message) bool {
+	seen := make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		if seen[m.GroupID] {
+			return true
+		}
+		seen[m.GroupID] = true
+	}
+	return false
+}
+
+// noResendRetryer is the SDK's retryer for a FIFO batch request that
+// carries two or more messages of one group, except that it does not send
+// the request again when its response was lost (a RequestSendError: the
+// connection broke, or the response did not come in time). SQS may have
+// stored some entries of the first attempt and failed an earlier one of
+// the same group; a resend would store that one behind them, and the group
+// would be out of order. Found by internal/sim. The entries of such a
+// request are reported not sent (their outcome unknown) instead. A request
+// refused with a response (throttling, a 500) took no effect and is
+// retried as usual.
+type noResendRetryer struct{ aws.Retryer }
+
+func (r noResendRetryer) IsErrorRetryable(err error) bool {
+	var lost *smithyhttp.RequestSendError
+	if errors.As(err, &lost) {
+		return false
+	}
+	return r.Retryer.IsErrorRetryable(err)
+}
+
+// GetAttemptToken keeps the wrapped retryer's per-attempt accounting.
+func (r noResendRetryer) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	if v2, ok := r.Retryer.(aws.RetryerV2); ok {
+		return v2.GetAttemptToken(ctx)
+	}
+	return r.Retryer.GetInitialToken(), nil
+}
+
+// fifoBatchRetry returns the retryer option for a FIFO batch request: the
+// caller's own when no group repeats, noResendRetryer otherwise.
+func fifoBatchRetry(fifo bool, msgs []*Message, current aws.Retryer) (aws.Retryer, bool) {
+	if !fifo || !repeatsGroup(msgs) || current == nil {
+		return nil, false
+	}
+	return noResendRetryer{current}, true
 }

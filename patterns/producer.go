@@ -135,7 +135,12 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []*Message) (map[int]entr
 		}
 		entries[i] = e
 	}
-	out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.queue.URL), Entries: entries})
+	out, err := p.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.queue.URL), Entries: entries},
+		func(o *sqs.Options) {
+			if r, ok := fifoBatchRetry(p.queue.FIFO(), msgs, o.Retryer); ok {
+				o.Retryer = r
+			}
+		})
 	if err != nil {
 		return nil, err
 	}

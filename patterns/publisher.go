@@ -133,7 +133,12 @@ func (p *Publisher) publishBatch(ctx context.Context, msgs []*Message) (map[int]
 		}
 		entries[i] = e
 	}
-	out, err := p.client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(p.topic.ARN), PublishBatchRequestEntries: entries})
+	out, err := p.client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(p.topic.ARN), PublishBatchRequestEntries: entries},
+		func(o *sns.Options) {
+			if r, ok := fifoBatchRetry(p.topic.FIFO(), msgs, o.Retryer); ok {
+				o.Retryer = r
+			}
+		})
 	if err != nil {
 		return nil, err
 	}
