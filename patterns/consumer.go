@@ -154,6 +154,17 @@ func (c ConsumerConfig) waitSeconds() int32 {
 // not lost: SQS delivers them again after their visibility timeout.
 var ErrShutdownIncomplete = errors.New("courier: consumer shutdown incomplete")
 
+// ErrLeaseLost is the cause of a handler's context when its message's
+// visibility timeout ended before the handler finished, because the
+// heartbeat could not extend it (SQS refused or did not answer). SQS may
+// already have delivered the message to another consumer: a handler with
+// side effects should check its context (context.Cause) before it
+// commits them. On a FIFO queue the rest of the run is not handled: the
+// group's messages come back, in order, to whoever receives them next.
+// Found by internal/sim (a FIFO handler finishing after its message had
+// come back to another consumer handled the group out of order).
+var ErrLeaseLost = errors.New("courier: the message's visibility timeout ended before its handler finished")
+
 // ConsumerStats counts what a Consumer did.
 type ConsumerStats struct {
 	Receives     int64 // ReceiveMessage calls
@@ -164,6 +175,7 @@ type ConsumerStats struct {
 	DeleteErrors int64 // deletes SQS refused (the message will come again)
 	Released     int64 // unstarted messages made visible again at shutdown
 	Extended     int64 // visibility extensions by the heartbeat
+	LeaseLost    int64 // messages whose visibility ended before their handler finished (ErrLeaseLost)
 }
 
 // Consumer receives messages from one SQS queue and runs a Handler on each,
@@ -176,7 +188,7 @@ type Consumer struct {
 	cfg    ConsumerConfig
 	queue  QueueRef
 	stats  struct {
-		receives, received, handled, failed, deleted, deleteErrors, released, extended atomic.Int64
+		receives, received, handled, failed, deleted, deleteErrors, released, extended, leaseLost atomic.Int64
 	}
 }
 
@@ -199,6 +211,7 @@ func (c *Consumer) Stats() ConsumerStats {
 	return ConsumerStats{
 		Receives: s.receives.Load(), Received: s.received.Load(), Handled: s.handled.Load(), Failed: s.failed.Load(),
 		Deleted: s.deleted.Load(), DeleteErrors: s.deleteErrors.Load(), Released: s.released.Load(), Extended: s.extended.Load(),
+		LeaseLost: s.leaseLost.Load(),
 	}
 }
 
@@ -212,6 +225,10 @@ type inflight struct {
 	// until the extension is answered, so that it lands last.
 	extending bool
 	then      func()
+	// cancel ends the handler's context (ErrLeaseLost) while it runs;
+	// lost: the visibility timeout ended without an extension.
+	cancel context.CancelCauseFunc
+	lost   bool
 }
 
 // run is a sequence of messages handled in order by one worker: one
@@ -414,7 +431,7 @@ func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run,
 		errBackoff = 0
 		slots.release(n - len(out.Messages))
 		c.stats.received.Add(int64(len(out.Messages)))
-		runs := c.toRuns(out.Messages, tr)
+		runs := c.toRuns(out.Messages, tr, sent)
 		if ctx.Err() != nil {
 			for _, r := range runs {
 				c.release(r.msgs, a, tr, slots)
@@ -440,7 +457,7 @@ func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run,
 }
 
 // toRuns converts received messages and groups them into runs.
-func (c *Consumer) toRuns(msgs []types.Message, tr *tracker) []run {
+func (c *Consumer) toRuns(msgs []types.Message, tr *tracker, received time.Time) []run {
 	fifo := c.queue.FIFO()
 	// One allocation each for the batch's inflights and their pointers.
 	fs := make([]inflight, len(msgs))
@@ -454,7 +471,7 @@ func (c *Consumer) toRuns(msgs []types.Message, tr *tracker) []run {
 		f := &fs[i]
 		ptrs[i] = f
 		f.msg, f.parseErr = c.toMessage(sm)
-		tr.add(f)
+		tr.add(f, received)
 		if !fifo {
 			runs = append(runs, run{msgs: ptrs[i : i+1 : i+1]})
 			continue
@@ -506,12 +523,53 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			c.release(r.msgs[i:], a, tr, slots)
 			return
 		}
+		mctx, cancel := context.WithCancelCause(handlerCtx)
+		if !tr.start(f, cancel) {
+			// Its visibility ended while it waited for a worker: it may be
+			// another consumer's now. Leave it (and on FIFO the rest of the
+			// run, which came back with it) to SQS.
+			cancel(ErrLeaseLost)
+			c.stats.leaseLost.Add(1)
+			rest := r.msgs[i:]
+			if r.group == "" {
+				rest = r.msgs[i : i+1]
+			}
+			for _, f := range rest {
+				tr.finish(f, nil)
+			}
+			slots.release(len(rest))
+			if r.group != "" {
+				return
+			}
+			continue
+		}
 		err := f.parseErr
 		if err == nil && c.cfg.ClaimCheck != nil {
-			err = c.cfg.ClaimCheck.Resolve(handlerCtx, f.msg)
+			err = c.cfg.ClaimCheck.Resolve(mctx, f.msg)
 		}
 		if err == nil {
-			err = c.traced(handlerCtx, h, f.msg)
+			err = c.traced(mctx, h, f.msg)
+		}
+		lost := tr.stop(f)
+		cancel(nil)
+		if lost && r.group != "" {
+			// The group may be someone else's now: what this run still
+			// holds comes back to them, in order. A handled message is
+			// still deleted (its receipt handle may have gone stale).
+			c.stats.leaseLost.Add(1)
+			rest := r.msgs[i+1:]
+			if err == nil {
+				c.stats.handled.Add(1)
+				tr.finish(f, func() { a.delete(f.msg.ReceiptHandle, nil) })
+			} else {
+				c.stats.failed.Add(1)
+				tr.finish(f, nil)
+			}
+			for _, f := range rest {
+				tr.finish(f, nil)
+			}
+			slots.release(1 + len(rest))
+			return
 		}
 		if err == nil {
 			c.stats.handled.Add(1)
@@ -596,6 +654,7 @@ func (c *Consumer) heartbeat(ctx context.Context, tr *tracker, a *acker, vis tim
 		// decision on one of them taken while its extension is under way
 		// is sent after the extension is answered (tracker.finish).
 		sent := time.Now()
+		tr.expire(sent)
 		due := tr.due(sent.Add(2 * every))
 		if len(due) == 0 {
 			continue
@@ -606,6 +665,7 @@ func (c *Consumer) heartbeat(ctx context.Context, tr *tracker, a *acker, vis tim
 		}
 		ok := a.extendNow(ctx, handles, vis)
 		tr.extended(due, ok, sent.Add(vis))
+		tr.expire(time.Now())
 	}
 }
 
@@ -620,8 +680,10 @@ func newTracker(vis time.Duration) *tracker {
 	return &tracker{set: make(map[*inflight]struct{}), vis: vis}
 }
 
-func (t *tracker) add(f *inflight) {
-	f.deadline = time.Now().Add(t.vis)
+// add puts f in flight; its visibility began no later than received (when
+// the receive was sent), so its deadline is counted from then.
+func (t *tracker) add(f *inflight, received time.Time) {
+	f.deadline = received.Add(t.vis)
 	t.mu.Lock()
 	t.set[f] = struct{}{}
 	t.mu.Unlock()
@@ -643,6 +705,43 @@ func (t *tracker) finish(f *inflight, decide func()) {
 	t.mu.Unlock()
 	if decide != nil {
 		decide()
+	}
+}
+
+// start records that f's handler runs with cancel; false when f's
+// visibility has already ended (lost).
+func (t *tracker) start(f *inflight, cancel context.CancelCauseFunc) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f.lost || time.Now().After(f.deadline) {
+		f.lost = true
+		return false
+	}
+	f.cancel = cancel
+	return true
+}
+
+// stop records that f's handler returned; it reports whether f's
+// visibility ended meanwhile.
+func (t *tracker) stop(f *inflight) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f.cancel = nil
+	return f.lost
+}
+
+// expire marks the messages whose visibility ended (no extension landed in
+// time) as lost and cancels their handlers with ErrLeaseLost.
+func (t *tracker) expire(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for f := range t.set {
+		if !f.lost && !f.extending && now.After(f.deadline) {
+			f.lost = true
+			if f.cancel != nil {
+				f.cancel(ErrLeaseLost)
+			}
+		}
 	}
 }
 
