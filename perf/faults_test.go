@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,12 +228,12 @@ func runFaultScenario(t *testing.T, b *backend.Backend, scenario string, fifo bo
 
 func TestFaultsOneWay(t *testing.T) {
 	t.Parallel()
-	backend.Each(t, func(t *testing.T, b *backend.Backend) { runFaultScenario(t, b, "oneway", false) })
+	backend.Each(t, func(t *testing.T, b *backend.Backend) { b.NeedSocket(t); runFaultScenario(t, b, "oneway", false) })
 }
 
 func TestFaultsFIFO(t *testing.T) {
 	t.Parallel()
-	backend.Each(t, func(t *testing.T, b *backend.Backend) { runFaultScenario(t, b, "fifo", true) })
+	backend.Each(t, func(t *testing.T, b *backend.Backend) { b.NeedSocket(t); runFaultScenario(t, b, "fifo", true) })
 }
 
 // Fan-out: the publisher goes through the faults; each chained queue gets
@@ -242,6 +241,7 @@ func TestFaultsFIFO(t *testing.T) {
 func TestFaultsFanOut(t *testing.T) {
 	t.Parallel()
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		b.NeedSocket(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		f := newFaultProxy(t, aws.ToString(b.Config().BaseEndpoint))
@@ -358,6 +358,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestFaultsThrottling(t *testing.T) {
 	t.Parallel()
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		b.NeedSocket(t)
 		ct := &countingTransport{next: http.DefaultTransport, every: 3}
 		cfg := b.Config()
 		cfg.HTTPClient = &http.Client{Transport: ct, Timeout: 10 * time.Second}

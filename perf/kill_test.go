@@ -54,6 +54,7 @@ func TestFaultChildConsumer(t *testing.T) {
 func TestFaultsConsumerKilled(t *testing.T) {
 	t.Parallel()
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		b.NeedSocket(t)
 		const n = 300
 		q := b.CreateQueue(t, backend.QueueOptions{VisibilityTimeout: 2 * time.Second})
 		ck := newChecker()

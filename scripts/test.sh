@@ -24,7 +24,7 @@ if [[ -n $unformatted ]]; then
 	exit 1
 fi
 
-rm -f .courier/skips.log
+rm -f .courier/skips.log .courier/conformance.log
 backends=${COURIER_TEST_BACKENDS:-localstack moto}
 for b in $backends; do
 	say "starting $b"
@@ -45,6 +45,21 @@ done
 say "unit and integration tests (-race) on: ${up[*]:-no backend}"
 # One process per package; backends run as subtests of each integration test.
 COURIER_BACKEND= go test -race -count=1 -timeout 25m ./...
+
+say "conformance suite: results per backend (memory is the in-process memaws)"
+if [[ -s .courier/conformance.log ]]; then
+	awk -F'\t' '{n[$1]++; r[$1 FS $2]++} END {
+		printf "%-12s %6s %6s %6s %6s\n", "backend", "tests", "pass", "fail", "skip"
+		for (b in n) printf "%-12s %6d %6d %6d %6d\n", b, n[b], r[b FS "pass"], r[b FS "fail"], r[b FS "skip"]
+	}' .courier/conformance.log | sort >&2
+fi
+
+say "simulation: seeded faults on the in-memory backend (internal/sim, no -race: 10,000 scenarios)"
+set +e
+go test -count=1 -timeout 10m -v -run '^TestSimulation$' ./internal/sim | grep -E '^(SIM |ok|FAIL|panic)|seed=[0-9]+ '
+status=${PIPESTATUS[0]}
+set -e
+[[ $status -eq 0 ]] || { say "simulation found violations (replay one: COURIER_SIM_SEED=<seed> go test -run TestSimulation ./internal/sim)"; exit 1; }
 
 say "fuzzing each target briefly"
 FUZZTIME=${FUZZTIME:-5s} bash scripts/fuzz.sh

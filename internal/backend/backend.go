@@ -173,8 +173,36 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 		}
 	}
 	for _, b := range found {
-		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
+		var skipped bool
+		ok := t.Run(b.Name, func(t *testing.T) {
+			t.Cleanup(func() { skipped = t.Skipped() })
+			fn(t, b)
+		})
+		result := "pass"
+		switch {
+		case !ok:
+			result = "fail"
+		case skipped:
+			result = "skip"
+		}
+		record("conformance.log", fmt.Sprintf("%s\t%s\t%s\n", b.Name, result, t.Name()))
 	}
+}
+
+// record appends a line to .courier/<file>, which make test summarizes.
+func record(file, line string) {
+	skipMu.Lock()
+	defer skipMu.Unlock()
+	dir := courierDir()
+	if dir == "" {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(line)
 }
 
 // Require returns the backend name for tests that need one specific
@@ -198,18 +226,7 @@ var skipMu sync.Mutex
 // test prints at the end, so an absent backend is never silent.
 func recordSkip(t *testing.T, name, why string) {
 	t.Logf("BACKEND ABSENT: %s: %s: %s skipped", name, why, t.Name())
-	skipMu.Lock()
-	defer skipMu.Unlock()
-	dir := courierDir()
-	if dir == "" {
-		return
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "skips.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "BACKEND ABSENT: %s (%s): %s\n", name, why, t.Name())
+	record("skips.log", fmt.Sprintf("BACKEND ABSENT: %s (%s): %s\n", name, why, t.Name()))
 }
 
 // courierDir finds the repository's .courier directory (made if missing).
@@ -242,4 +259,15 @@ func First() (*Backend, bool) {
 		return nil, false
 	}
 	return found[0], true
+}
+
+// NeedSocket skips the test on a backend that no socket reaches (memory:
+// the in-process memaws Server), for tests that put a proxy in front of
+// the endpoint or hand it to a child process. internal/sim injects those
+// faults into memaws directly.
+func (b *Backend) NeedSocket(t testing.TB) {
+	t.Helper()
+	if b.Endpoint == "" && b.Name != "aws" {
+		t.Skipf("%s: in-process, no endpoint a socket reaches (internal/sim injects these faults on it)", b.Name)
+	}
 }
