@@ -78,11 +78,13 @@ type soakResult struct {
 	FailedAttempts int64   `json:"failed_attempts"`
 	Throttled      int64   `json:"throttled"`
 	Seconds        float64 `json:"seconds"`
+	// Violations: the checker's findings (each cut to 300 characters).
+	Violations []string `json:"violations,omitempty"`
 }
 
 func (r soakResult) line() string {
-	return fmt.Sprintf("SOAK %s sent=%d indeterminate=%d handled=%d lost=%d unexpected=%d duplicates=%d redeliveries=%d redelivery_bound=%d send_duplicates=%d kills=%d delete_errors=%d fault_cycles=%d attempts=%d failed_attempts=%d throttled=%d seconds=%.0f",
-		r.Scenario, r.Sent, r.Indeterminate, r.Handled, r.Lost, r.Unexpected, r.Duplicates, r.Redeliveries, r.DuplicateBound, r.SendDuplicates, r.Kills, r.DeleteErrors, r.FaultCycles, r.Attempts, r.FailedAttempts, r.Throttled, r.Seconds)
+	return fmt.Sprintf("SOAK %s sent=%d indeterminate=%d handled=%d lost=%d unexpected=%d violations=%d duplicates=%d redeliveries=%d redelivery_bound=%d send_duplicates=%d kills=%d delete_errors=%d fault_cycles=%d attempts=%d failed_attempts=%d throttled=%d seconds=%.0f",
+		r.Scenario, r.Sent, r.Indeterminate, r.Handled, r.Lost, r.Unexpected, len(r.Violations), r.Duplicates, r.Redeliveries, r.DuplicateBound, r.SendDuplicates, r.Kills, r.DeleteErrors, r.FaultCycles, r.Attempts, r.FailedAttempts, r.Throttled, r.Seconds)
 }
 
 func TestSoak(t *testing.T) {
@@ -132,21 +134,23 @@ func TestSoak(t *testing.T) {
 		sum.Attempts += r.Attempts
 		sum.FailedAttempts += r.FailedAttempts
 		sum.Throttled += r.Throttled
+		sum.Violations = append(sum.Violations, r.Violations...)
 	}
 	sum.Scenario = "total/" + b.Name
 	sum.Seconds = time.Since(start).Seconds()
 	fmt.Println(strings.Replace(sum.line(), "SOAK total/"+b.Name+" ", "SOAK ", 1))
-	if t.Failed() || len(results) != 2 {
+	if len(results) != 2 {
 		return
 	}
-	if err := writeSoak(b.Name, append(results, sum)); err != nil {
+	// A failed run is written too: its violations are the finding.
+	if err := writeSoak(b.Name, !t.Failed(), append(results, sum)); err != nil {
 		t.Errorf("bench/soak.json: %v", err)
 	}
 }
 
 // writeSoak writes the run beside bench/results.json (COURIER_SOAK_OUT
 // overrides the path).
-func writeSoak(backendName string, results []soakResult) error {
+func writeSoak(backendName string, passed bool, results []soakResult) error {
 	path := os.Getenv("COURIER_SOAK_OUT")
 	if path == "" {
 		path = filepath.Join("..", "bench", "soak.json")
@@ -157,6 +161,7 @@ func writeSoak(backendName string, results []soakResult) error {
 	}
 	js, err := json.MarshalIndent(map[string]any{
 		"backend": backendName,
+		"passed":  passed,
 		"date":    time.Now().UTC().Format(time.RFC3339),
 		"machine": map[string]any{"cpus": runtime.NumCPU(), "goos": runtime.GOOS, "goarch": runtime.GOARCH},
 		"faults":  fmt.Sprintf("perf/faults_test.go schedule in a loop (latency 80±60 ms, 30%% resets, 30%% stalls, endpoint down 3 s), 1 in %d attempts throttled, consumer SIGKILLed every 15-30 s", throttleEvery),
@@ -311,9 +316,20 @@ func runSoak(t *testing.T, b *backend.Backend, scenario string, fifo bool, n int
 	}
 	// The last consumers are stopped too (SIGKILL, after the drain).
 	r.DuplicateBound = (r.Kills+soakProcesses)*perKillBound + r.DeleteErrors
-	fmt.Println(r.line())
 	for _, v := range violations {
+		r.Violations = append(r.Violations, shortViolation(v))
+	}
+	fmt.Println(r.line())
+	for _, v := range r.Violations {
 		t.Errorf("%s: %s", scenario, v)
+	}
+	if len(violations) > 0 {
+		// Keep what the consumers handled, in order, for whoever looks
+		// into it (t.TempDir goes with the test).
+		keep := filepath.Join("..", ".courier", "soak-"+strings.ReplaceAll(scenario, "/", "-")+"-handled.log")
+		if data, err := os.ReadFile(out); err == nil && os.WriteFile(keep, data, 0o644) == nil {
+			t.Logf("%s: the consumers' log is kept in %s", scenario, keep)
+		}
 	}
 	if r.Sent < n {
 		t.Errorf("%s: %d reported sent, want at least %d", scenario, r.Sent, n)
@@ -331,6 +347,27 @@ func runSoak(t *testing.T, b *backend.Backend, scenario string, fifo bool, n int
 		t.Errorf("%s: the faults were not felt (%d failed attempts, %d throttled)", scenario, r.FailedAttempts, r.Throttled)
 	}
 	return r
+}
+
+// shortViolation cuts a violation to 300 characters; an order violation's
+// sequence is cut to the first place it goes back, with 12 either side.
+func shortViolation(v string) string {
+	if head, list, ok := strings.Cut(v, "["); ok && len(v) > 300 {
+		seq := strings.Fields(strings.TrimSuffix(list, "]"))
+		for i := 1; i < len(seq); i++ {
+			a, _ := strconv.Atoi(seq[i-1])
+			b, _ := strconv.Atoi(seq[i])
+			if b < a {
+				lo, hi := max(0, i-12), min(len(seq), i+12)
+				return fmt.Sprintf("%s[... %s | %s ...] (%d first handlings; it goes back at position %d)",
+					head, strings.Join(seq[lo:i], " "), strings.Join(seq[i:hi], " "), len(seq), i)
+			}
+		}
+	}
+	if len(v) > 300 {
+		v = v[:300] + "..."
+	}
+	return v
 }
 
 // countSent is how many of msgs a Send that returned err reported sent.
@@ -409,8 +446,8 @@ func (c *soakChildren) stopAll() {
 	}
 }
 
-// soakTail reads the consumers' log as it grows: "body<TAB>message id" per
-// handling, and
+// soakTail reads the consumers' log as it grows: "body<TAB>message id<TAB>..."
+// per handling, and
 // "#<pid> <deleteErrors> <attempts>" lines with each process's counters.
 type soakTail struct {
 	path         string
@@ -453,7 +490,11 @@ func (s *soakTail) read() {
 				s.attemptsBy[pid] = at
 			}
 		default:
-			body, id, _ := strings.Cut(line, "\t")
+			f := strings.Split(line, "\t")
+			body, id := f[0], ""
+			if len(f) > 1 {
+				id = f[1]
+			}
 			s.ck.Handle(body)
 			if s.copies == nil {
 				s.copies, s.bodies = map[string]int{}, map[string]bool{}
@@ -538,10 +579,12 @@ func TestSoakChildConsumer(t *testing.T) {
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, c := range consumers {
+	for i, c := range consumers {
 		wg.Go(func() {
 			_ = c.Run(context.Background(), func(_ context.Context, m *patterns.Message) error {
-				return write(string(m.Body) + "\t" + m.ID + "\n")
+				// body, message id, then for whoever reads a kept log:
+				// process.consumer, receive count, sequence number, time.
+				return write(fmt.Sprintf("%s\t%s\t%d.%d\t%d\t%s\t%d\n", m.Body, m.ID, os.Getpid(), i, m.ReceiveCount, m.SequenceNumber, time.Now().UnixNano()))
 			})
 		})
 	}
