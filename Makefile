@@ -39,7 +39,7 @@ bench:
 ## soak: 100,000 messages (one-way and FIFO) through LocalStack under the
 ## fault schedule of perf/, with throttling and a consumer SIGKILLed every
 ## 15-30 s; prints SOAK lines and writes bench/soak.json. Not in make test
-## (10-20 minutes).
+## (about 7 minutes on 2 cores).
 soak:
 	@bash scripts/soak.sh
 

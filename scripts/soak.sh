@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make soak (not part of make test): COURIER_SOAK_MESSAGES (default 100,000)
 # messages through LocalStack, one-way and FIFO, under perf/'s fault schedule
-# in a loop, with throttling and a consumer process SIGKILLed every 15-30 s
+# in a loop, with throttling and consumer processes SIGKILLed (one every 15-30 s)
 # (perf/soak_test.go). Prints the SOAK lines and writes bench/soak.json.
 # LocalStack is started if it is not running, and then stopped at the end.
-# 10-20 minutes on 2 cores.
+# About 7 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\033[1mcourier: %s\033[0m\n' "$*" >&2; }
