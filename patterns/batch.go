@@ -75,6 +75,29 @@ func (e *SendError) Unwrap() []error {
 // break the group's order. Resend them after the failed one, in order.
 var ErrGroupStopped = errors.New("courier: not sent: an earlier message of the same FIFO group was not sent")
 
+// ErrSendAborted marks the messages of a Send that were not sent because
+// another message of the same Send was refused before any request (it was
+// invalid, or its claim-check upload failed): courier sends all of a Send
+// or, when one is refused up front, none of it. Every message not sent is
+// in the SendError, never only the one at fault.
+var ErrSendAborted = errors.New("courier: not sent: another message of the same Send was refused before any request")
+
+// abortRest returns failed plus an ErrSendAborted entry for every message
+// of msgs that failed does not name: none of msgs was sent.
+func abortRest(msgs []*Message, failed []FailedEntry) []FailedEntry {
+	named := make(map[int]bool, len(failed))
+	for _, f := range failed {
+		named[f.Index] = true
+	}
+	for i, m := range msgs {
+		if !named[i] {
+			failed = append(failed, FailedEntry{Index: i, Message: m, Err: ErrSendAborted, refused: true})
+		}
+	}
+	sortFailed(failed)
+	return failed
+}
+
 // batcher splits messages into batches within the entry and byte limits,
 // sends them with bounded concurrency, retries the entries that failed for a
 // transient reason (same entry, same ids), and reports the rest. For FIFO
@@ -133,7 +156,7 @@ func (b *batcher) validateAll(msgs []*Message) error {
 		}
 	}
 	if len(failed) > 0 {
-		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+		return &SendError{Op: b.op, Resource: b.resource, Failed: abortRest(msgs, failed)}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
@@ -132,7 +133,16 @@ type ClaimCheckOptions struct {
 	// DefaultMaxPayloadBytes (2 GiB, the Extended Clients' limit); a
 	// consumer bounds its memory with a smaller one.
 	MaxPayloadBytes int
+	// CallTimeout bounds each S3 call: an upload, a read of a payload
+	// (the whole body), a removal. Default 2 minutes; raise it for payloads
+	// of hundreds of megabytes on a slow link. Without it a stalled S3
+	// call would hold a Send, or a message (its visibility extended by the
+	// heartbeat while its handler waits), for ever. Found by internal/sim.
+	CallTimeout time.Duration
 }
+
+// DefaultClaimCheckCallTimeout is ClaimCheckOptions.CallTimeout's default.
+const DefaultClaimCheckCallTimeout = 2 * time.Minute
 
 // ClaimCheck offloads large bodies to an S3 bucket and resolves pointers.
 // Give it to ProducerOptions.ClaimCheck, PublisherOptions.ClaimCheck,
@@ -147,7 +157,7 @@ type ClaimCheck struct {
 
 // NewClaimCheck returns a ClaimCheck on bucket.
 func NewClaimCheck(client ClaimCheckAPI, bucket string, optFns ...func(*ClaimCheckOptions)) (*ClaimCheck, error) {
-	o := ClaimCheckOptions{MaxPayloadBytes: DefaultMaxPayloadBytes}
+	o := ClaimCheckOptions{MaxPayloadBytes: DefaultMaxPayloadBytes, CallTimeout: DefaultClaimCheckCallTimeout}
 	for _, fn := range optFns {
 		fn(&o)
 	}
@@ -156,7 +166,7 @@ func NewClaimCheck(client ClaimCheckAPI, bucket string, optFns ...func(*ClaimChe
 		return nil, fmt.Errorf("%w: nil S3 client", ErrInvalidConfig)
 	case bucket == "":
 		return nil, fmt.Errorf("%w: claim check needs a bucket", ErrInvalidConfig)
-	case o.Threshold < 0 || o.MaxPayloadBytes <= 0:
+	case o.Threshold < 0 || o.MaxPayloadBytes <= 0 || o.CallTimeout <= 0:
 		return nil, fmt.Errorf("%w: claim check options %+v", ErrInvalidConfig, o)
 	case o.KeepObjects && o.RemoveAfterDelete:
 		return nil, fmt.Errorf("%w: claim check: KeepObjects and RemoveAfterDelete both set", ErrInvalidConfig)
@@ -215,7 +225,7 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 		}
 	}
 	if len(failed) > 0 {
-		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
+		return &SendError{Op: b.op, Resource: b.resource, Failed: abortRest(msgs, failed)}
 	}
 
 	// Upload, four at a time.
@@ -242,7 +252,9 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 				c.remove(context.WithoutCancel(ctx), ptrs[j])
 			}
 		}
-		return &SendError{Op: "PutObject", Resource: c.bucket, Failed: failed}
+		// Nothing of this Send went to SQS: every message is reported,
+		// not only those whose upload failed. Found by internal/sim.
+		return &SendError{Op: "PutObject", Resource: c.bucket, Failed: abortRest(msgs, failed)}
 	}
 
 	out := slices.Clone(msgs)
@@ -296,6 +308,8 @@ func (c *ClaimCheck) put(ctx context.Context, body []byte) (S3Pointer, error) {
 	var r [16]byte
 	_, _ = rand.Read(r[:])
 	p := S3Pointer{Bucket: c.bucket, Key: c.o.KeyPrefix + hex.EncodeToString(r[:])}
+	ctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
 	_, err := c.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key), Body: bytes.NewReader(body)})
 	if err != nil {
 		return p, fmt.Errorf("courier: claim check: upload to s3://%s/%s: %w", p.Bucket, p.Key, err)
@@ -305,6 +319,8 @@ func (c *ClaimCheck) put(ctx context.Context, body []byte) (S3Pointer, error) {
 
 // remove deletes an object, best effort: a lifecycle rule is the backstop.
 func (c *ClaimCheck) remove(ctx context.Context, p S3Pointer) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
 	_, _ = c.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
 }
 
@@ -356,6 +372,8 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 	if sizeErr == nil && declared > limit {
 		return c.tooLarge(p, m, declared)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	defer cancel()
 	// An object without a stored checksum (written by another client, or
 	// by a multipart upload) is read unvalidated; the SDK would log that
 	// on every message.

@@ -26,6 +26,14 @@ import (
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// debugLog logs to stderr when COURIER_SIM_DEBUG is set (a replayed seed).
+func debugLog(name string) *slog.Logger {
+	if os.Getenv("COURIER_SIM_DEBUG") == "" {
+		return quietLog
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("client", name)
+}
+
 // world is one scenario's backend: a memaws Server, the switch that ends
 // the faults, and the clients made so far.
 type world struct {
@@ -191,10 +199,7 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	var live []*running
 	start := func(name string) {
 		client, in := w.client(name, attempts)
-		log := quietLog
-		if os.Getenv("COURIER_SIM_DEBUG") != "" {
-			log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("consumer", name)
-		}
+		log := debugLog(name)
 		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{
 			QueueURL: url, Workers: workers, Logger: log, Backoff: backoff,
 			ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second,

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,12 +88,19 @@ func (in *Injector) Kill() { in.dead.Store(true) }
 // Dead reports whether Kill was called.
 func (in *Injector) Dead() bool { return in.dead.Load() }
 
+// traceCalls names operations to print as they reach the backend
+// (COURIER_SIM_TRACE=ChangeMessageVisibilityBatch,...), for a replayed seed.
+var traceCalls = os.Getenv("COURIER_SIM_TRACE")
+
 // contentKeyed are the operations whose request names the messages it
 // carries: their faults follow the content.
 var contentKeyed = map[string]bool{"SendMessage": true, "SendMessageBatch": true, "Publish": true, "PublishBatch": true, "PutObject": true}
 
 // Inject implements memaws.Injector.
 func (in *Injector) Inject(c memaws.Call) memaws.Fault {
+	if traceCalls != "" && strings.Contains(traceCalls, c.Operation) {
+		fmt.Fprintf(os.Stderr, "CALL %s %s attempt=%d %.300s\n", in.name, c.Operation, c.Attempt, c.Body)
+	}
 	if in.dead.Load() {
 		return memaws.Fault{Hang: true}
 	}

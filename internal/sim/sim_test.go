@@ -29,6 +29,7 @@ var kinds = []struct {
 	{"fifo", queueScenario{kind: "fifo"}},
 	{"request-response", reqRespScenario{}},
 	{"fan-out", fanOutScenario{}},
+	{"claim-check", claimScenario{}},
 }
 
 func kindOf(seed uint64) (string, scenario) {

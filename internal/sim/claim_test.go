@@ -1,0 +1,217 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/courier-aws/courier/internal/check"
+	"github.com/courier-aws/courier/memaws"
+	"github.com/courier-aws/courier/patterns"
+)
+
+// claimScenario: every body goes through S3 (claim check, Always), S3 and
+// SQS both faulty; consumers resolve the pointers and remove the objects
+// after delete; the handler is wrapped in Idempotent keyed by the body, so
+// its side effect happens once per message however often SQS delivers it.
+// Promises checked: every message reported sent is handled, nothing
+// handled twice, and no message stays on a queue (or reaches the DLQ)
+// whose payload is gone.
+type claimScenario struct{}
+
+func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []string) {
+	r := Shape(seed)
+	prof := draw(r)
+	w := newWorld(seed, prof)
+	attempts := 1 + r.IntN(3)
+	vis := time.Duration(10+r.IntN(50)) * time.Second
+	url, dlq, err := w.queue(ctx, "claims", false, vis, 10)
+	if err != nil {
+		return check.Counts{}, []string{"set-up: " + err.Error()}
+	}
+	admin3 := w.mem.S3()
+	bucket := "sim-claims"
+	if _, err := admin3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		return check.Counts{}, []string{"set-up: " + err.Error()}
+	}
+	var violations []string
+	var vmu sync.Mutex
+	violate := func(format string, a ...any) {
+		vmu.Lock()
+		violations = append(violations, fmt.Sprintf(format, a...))
+		vmu.Unlock()
+	}
+	s3For := func(name string) *s3.Client {
+		in := NewInjector(seed, name, prof, &w.quiet)
+		return w.mem.S3(memaws.WithFaults(in), func(o *memaws.ClientOptions) { o.RetryMaxAttempts = attempts })
+	}
+	ck := check.New()
+	store := patterns.NewMemoryIdempotencyStore()
+	effects := map[string]int{}
+	var emu sync.Mutex
+
+	consumers := 1 + r.IntN(2)
+	type running struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	var live []running
+	for i := range consumers {
+		name := "consumer-" + strconv.Itoa(i)
+		cc, err := patterns.NewClaimCheck(s3For(name+"-s3"), bucket, func(o *patterns.ClaimCheckOptions) { o.RemoveAfterDelete = true })
+		if err != nil {
+			return check.Counts{}, []string{"claim check: " + err.Error()}
+		}
+		client, _ := w.client(name, attempts)
+		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: url, Workers: 1 + r.IntN(4), ClaimCheck: cc,
+			Logger: debugLog(name), ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second})
+		if err != nil {
+			return check.Counts{}, []string{"consumer: " + err.Error()}
+		}
+		h, err := patterns.Idempotent(func(_ context.Context, m *patterns.Message) error {
+			body := string(m.Body)
+			key, _, _ := strings.Cut(body, "|")
+			if decide(seed, key, m.ReceiveCount, "fail") < 0.1 {
+				return errors.New("handler failed (injected)")
+			}
+			emu.Lock()
+			effects[key]++
+			emu.Unlock()
+			if os.Getenv("COURIER_SIM_DEBUG") != "" {
+				fmt.Fprintf(os.Stderr, "HANDLE %s id=%s ptr=%+v\n", key, m.ID, m.Offloaded)
+			}
+			ck.Handle(key)
+			return nil
+		}, store, patterns.IdempotencyOptions{Key: patterns.BodyHashKey, InProgressTTL: 2 * vis, Logger: quietLog})
+		if err != nil {
+			return check.Counts{}, []string{"idempotent: " + err.Error()}
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		rn := running{cancel: cancel, done: make(chan error, 1)}
+		go func() {
+			err := c.Run(cctx, h)
+			if cctx.Err() == nil {
+				violate("consumer %s stopped by itself: %v", name, err)
+			}
+			rn.done <- err
+		}()
+		live = append(live, rn)
+	}
+
+	cc, err := patterns.NewClaimCheck(s3For("producer-s3"), bucket, func(o *patterns.ClaimCheckOptions) { o.Always = true })
+	if err != nil {
+		return check.Counts{}, []string{"claim check: " + err.Error()}
+	}
+	prodClient, _ := w.client("producer", attempts)
+	p, err := patterns.NewProducer(prodClient, url, func(o *patterns.ProducerOptions) { o.ClaimCheck = cc })
+	if err != nil {
+		return check.Counts{}, []string{"producer: " + err.Error()}
+	}
+	total := 3 + r.IntN(25)
+	batch := 1 + r.IntN(10)
+	for i := 0; i < total; i += batch {
+		var msgs []*patterns.Message
+		for j := i; j < min(i+batch, total); j++ {
+			msgs = append(msgs, &patterns.Message{Body: []byte("c-" + strconv.Itoa(j) + "|" + strings.Repeat("x", 100))})
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := p.Send(sctx, msgs...)
+		cancel()
+		if os.Getenv("COURIER_SIM_DEBUG") != "" {
+			for _, m := range msgs {
+				fmt.Fprintf(os.Stderr, "SENT %.5s id=%s ptr=%+v\n", m.Body, m.ID, m.Offloaded)
+			}
+			fmt.Fprintf(os.Stderr, "SEND ERR %v\n", err)
+		}
+		// The checker names messages by key.
+		keyed := make([]*patterns.Message, len(msgs))
+		for k, m := range msgs {
+			key, _, _ := strings.Cut(string(m.Body), "|")
+			keyed[k] = &patterns.Message{Body: []byte(key)}
+		}
+		ck.SendResult(keyed, remapSendError(err, msgs, keyed))
+	}
+	w.quiet.Store(true)
+	for deadline := time.Now().Add(4 * time.Hour); time.Now().Before(deadline) && !ck.AllHandled(); {
+		time.Sleep(10 * time.Second)
+	}
+	for _, rn := range live {
+		rn.cancel()
+		<-rn.done
+	}
+	// What is left on the queues must still have its payload.
+	for _, u := range []string{url, dlq} {
+		if os.Getenv("COURIER_SIM_DEBUG") != "" {
+			a, _ := w.admin.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(u), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+			fmt.Fprintf(os.Stderr, "STATE %s %v\nNOW %v\n", u, a.Attributes, time.Now())
+			for _, m := range w.mem.Messages(u) {
+				fmt.Fprintf(os.Stderr, "MSG %+v\n", m)
+			}
+			w.mem.Advance(13 * time.Hour)
+			out, _ := w.admin.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(u), MaxNumberOfMessages: 10, MessageSystemAttributeNames: []types.MessageSystemAttributeName{"All"}})
+			for _, m := range out.Messages {
+				fmt.Fprintf(os.Stderr, "LEFT %s %v\n", aws.ToString(m.MessageId), m.Attributes)
+			}
+		}
+		out, err := w.admin.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(u), MaxNumberOfMessages: 10, VisibilityTimeout: 3600})
+		if err != nil {
+			violate("inspect %s: %v", u, err)
+			continue
+		}
+		for _, m := range out.Messages {
+			if os.Getenv("COURIER_SIM_DEBUG") != "" {
+				violate("debug: on %s: %.120s %v", u, aws.ToString(m.Body), m.Attributes)
+			}
+			ptr, ok := patterns.ParseS3Pointer([]byte(aws.ToString(m.Body)))
+			if !ok {
+				continue
+			}
+			if _, err := admin3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(ptr.Bucket), Key: aws.String(ptr.Key)}); err != nil {
+				violate("a message on %s points to s3://%s/%s, which is gone: %v", u, ptr.Bucket, ptr.Key, err)
+			}
+		}
+	}
+	n, vs := ck.Check(check.Options{AllowDuplicates: true})
+	emu.Lock()
+	for k, c := range effects {
+		if c > 1 {
+			vs = append(vs, fmt.Sprintf("idempotent handler's effect ran %d times for %s", c, k))
+		}
+	}
+	emu.Unlock()
+	return n, append(violations, vs...)
+}
+
+// remapSendError maps a Send error on msgs to the same error on keyed
+// (index for index).
+func remapSendError(err error, msgs, keyed []*patterns.Message) error {
+	if err == nil {
+		return nil
+	}
+	var se *patterns.SendError
+	if !errors.As(err, &se) {
+		return err
+	}
+	idx := map[*patterns.Message]int{}
+	for i, m := range msgs {
+		idx[m] = i
+	}
+	out := &patterns.SendError{Op: se.Op, Resource: se.Resource}
+	for _, f := range se.Failed {
+		if i, ok := idx[f.Message]; ok {
+			f.Message = keyed[i]
+			out.Failed = append(out.Failed, f)
+		}
+	}
+	return out
+}
