@@ -92,6 +92,13 @@ func (c *Checker) Handle(body string) {
 	}
 }
 
+// WasHandled reports whether a handler saw body.
+func (c *Checker) WasHandled(body string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handled[body] > 0
+}
+
 // Dead records that body was found in a dead-letter queue.
 func (c *Checker) Dead(body string) {
 	c.mu.Lock()

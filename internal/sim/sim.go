@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"strings"
 	"strconv"
 	"sync"
@@ -92,6 +93,10 @@ func (in *Injector) Dead() bool { return in.dead.Load() }
 // (COURIER_SIM_TRACE=ChangeMessageVisibilityBatch,...), for a replayed seed.
 var traceCalls = os.Getenv("COURIER_SIM_TRACE")
 
+// randomKeys are the claim check's random object keys in a pointer body:
+// left out of a request's content, so that a seed replays.
+var randomKeys = regexp.MustCompile(`s3Key\\?":\\?"[0-9a-f]{32}`)
+
 // contentKeyed are the operations whose request names the messages it
 // carries: their faults follow the content.
 var contentKeyed = map[string]bool{"SendMessage": true, "SendMessageBatch": true, "Publish": true, "PublishBatch": true, "PutObject": true}
@@ -113,7 +118,7 @@ func (in *Injector) Inject(c memaws.Call) memaws.Fault {
 	h.Write(b[:])
 	h.Write([]byte(in.name + "\x00" + c.Operation + "\x00" + strconv.Itoa(c.Attempt) + "\x00"))
 	if contentKeyed[c.Operation] {
-		h.Write(c.Body)
+		h.Write(randomKeys.ReplaceAll(c.Body, nil))
 	} else {
 		in.mu.Lock()
 		n := in.counter[c.Operation]
@@ -123,6 +128,13 @@ func (in *Injector) Inject(c memaws.Call) memaws.Fault {
 		h.Write(b[:])
 	}
 	r := rand.New(rand.NewPCG(h.Sum64(), in.seed))
+	// A sender-fault refusal is a property of the entry, as on AWS: the
+	// same request refuses the same entries on every attempt (else a
+	// retry could refuse an entry that the lost first attempt stored).
+	stable := fnv.New64a()
+	stable.Write([]byte(in.name + "\x00" + c.Operation + "\x00"))
+	stable.Write(c.Body)
+	refuse := rand.New(rand.NewPCG(stable.Sum64(), in.seed))
 	p := in.prof
 	var f memaws.Fault
 	hit := func(kind string, prob float64) bool {
@@ -149,17 +161,21 @@ func (in *Injector) Inject(c memaws.Call) memaws.Fault {
 		f.Delay = time.Duration(r.Int64N(int64(p.MaxDelay)))
 	}
 	for i := range c.Entries {
+		refused := refuse.Float64() < p.EntryRefuse
 		switch {
+		case refused:
+			if f.FailEntries == nil {
+				f.FailEntries = map[int]memaws.EntryError{}
+			}
+			in.mu.Lock()
+			in.Injected["entry-refuse"]++
+			in.mu.Unlock()
+			f.FailEntries[i] = memaws.EntryError{Code: "InvalidParameterValue", Message: "injected", SenderFault: true}
 		case hit("entry-fail", p.EntryFail):
 			if f.FailEntries == nil {
 				f.FailEntries = map[int]memaws.EntryError{}
 			}
 			f.FailEntries[i] = memaws.EntryError{Code: "InternalError", Message: "injected", SenderFault: false}
-		case hit("entry-refuse", p.EntryRefuse):
-			if f.FailEntries == nil {
-				f.FailEntries = map[int]memaws.EntryError{}
-			}
-			f.FailEntries[i] = memaws.EntryError{Code: "InvalidParameterValue", Message: "injected", SenderFault: true}
 		}
 	}
 	if c.Operation == "ReceiveMessage" && hit("duplicate", p.Duplicate) {
