@@ -431,7 +431,7 @@ func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run,
 		errBackoff = 0
 		slots.release(n - len(out.Messages))
 		c.stats.received.Add(int64(len(out.Messages)))
-		runs := c.toRuns(out.Messages, tr, sent)
+		runs := c.toRuns(out.Messages, tr, time.Now())
 		if ctx.Err() != nil {
 			for _, r := range runs {
 				c.release(r.msgs, a, tr, slots)
@@ -680,8 +680,9 @@ func newTracker(vis time.Duration) *tracker {
 	return &tracker{set: make(map[*inflight]struct{}), vis: vis}
 }
 
-// add puts f in flight; its visibility began no later than received (when
-// the receive was sent), so its deadline is counted from then.
+// add puts f in flight; its visibility began when the receive took it,
+// just before received (when the answer came: a long poll may have waited
+// long before that, so the time it was sent would be far too early).
 func (t *tracker) add(f *inflight, received time.Time) {
 	f.deadline = received.Add(t.vis)
 	t.mu.Lock()
