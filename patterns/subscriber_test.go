@@ -93,6 +93,7 @@ func TestHTTPSubscriber(t *testing.T) {
 // sent, never as sent (localstack/FIDELITY.md).
 func TestPublishWithUnreachableHTTPSubscriber(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		b.NeedSocket(t) // an HTTP subscription: memaws opens no sockets
 		ctx := context.Background()
 		snsClient := b.SNS()
 		topic := b.CreateTopic(t, false, nil)

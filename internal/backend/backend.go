@@ -11,6 +11,8 @@
 //     by walking up from the working directory;
 //   - aws: when COURIER_AWS=1, with the SDK's default credentials and region.
 //
+//   - memory: always (the in-process memaws Server), unless COURIER_MEMORY=0.
+//
 // COURIER_BACKEND=<name> restricts a run to one backend.
 package backend
 
@@ -86,9 +88,8 @@ func discover() {
 func find(name string) (*Backend, string) {
 	ctx := context.Background()
 	if name == "memory" {
-		// Opt-in (COURIER_MEMORY=1) while memaws is being completed.
-		if os.Getenv("COURIER_MEMORY") != "1" {
-			return nil, "set COURIER_MEMORY=1"
+		if os.Getenv("COURIER_MEMORY") == "0" {
+			return nil, "turned off (COURIER_MEMORY=0)"
 		}
 		return &Backend{Name: name, Caps: capsFor(name), cfg: Memory().Config(), mem: Memory()}, ""
 	}
@@ -168,7 +169,7 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 			t.Errorf("BACKEND ABSENT: %s is required (COURIER_REQUIRE_BACKENDS) but %s", name, why)
 			continue
 		}
-		if name != "aws" && name != "memory" {
+		if name != "aws" {
 			recordSkip(t, name, why)
 		}
 	}
@@ -253,8 +254,17 @@ func courierDir() string {
 
 // First returns the first backend found (in the order of Names), for code
 // that runs outside a test, such as Examples.
+//
+// An emulator (or AWS) comes before the in-process memory backend: the
+// Examples show DynamoDB stores and HTTP subscriptions, which memaws does
+// not serve. With memory alone, see NeedsEmulator.
 func First() (*Backend, bool) {
 	discoverOnce.Do(discover)
+	for _, b := range found {
+		if b.mem == nil {
+			return b, true
+		}
+	}
 	if len(found) == 0 {
 		return nil, false
 	}
