@@ -9,8 +9,7 @@
 //   - COURIER_<NAME>_ENDPOINT (COURIER_LOCALSTACK_ENDPOINT, COURIER_MOTO_ENDPOINT), or
 //   - the env file scripts/emulator.sh writes, .courier/<name>.env, found
 //     by walking up from the working directory;
-//   - aws: when COURIER_AWS=1, with the SDK's default credentials and region.
-//
+//   - aws: when COURIER_AWS=1, with the SDK's default credentials and region;
 //   - memory: always (the in-process memaws Server), unless COURIER_MEMORY=0.
 //
 // COURIER_BACKEND=<name> restricts a run to one backend.

@@ -149,4 +149,3 @@ func TestLocalStackExecutor(t *testing.T) {
 		t.Errorf("after a timeout: %s", out.Payload)
 	}
 }
-
