@@ -30,6 +30,7 @@ var kinds = []struct {
 	{"request-response", reqRespScenario{}},
 	{"fan-out", fanOutScenario{}},
 	{"claim-check", claimScenario{}},
+	{"scatter-gather", scatterScenario{}},
 }
 
 func kindOf(seed uint64) (string, scenario) {
