@@ -1,6 +1,7 @@
 # courier: the verbs. Two do all set-up on a fresh machine:
 #   make demo   runs every pattern end to end on the local emulator
-#   make test   runs all tests (unit, integration on LocalStack and moto, infra)
+#   make test   runs all tests (unit, integration on memaws, LocalStack and moto,
+#               the seeded fault simulation, infra)
 # Both install what they need (Go modules, the emulators from PyPI, npm
 # packages for CDK) into the project directory.
 
@@ -15,7 +16,8 @@ export COURIER_BACKEND
 all: test
 
 ## test: everything CI runs: vet, gofmt, unit + integration tests (-race) on
-## LocalStack and moto, brief fuzzing, and the infra (CDK) tests.
+## memaws, LocalStack and moto, 10,000 simulated fault scenarios (internal/sim),
+## brief fuzzing, the fault suite, and the infra (CDK) tests.
 test:
 	@bash scripts/test.sh
 
