@@ -55,10 +55,19 @@ const (
 	headerCorrelationID = "cid"
 	headerReturnAddress = "ra"
 	headerTraceParent   = "tp" // the traceparent, when it has no room of its own
+	headerVersion       = "v"  // the wire format's version; absent means 1
 )
 
+// WireVersion is the version of courier's wire format (docs/wire.md) that
+// this package writes and reads. Writers of version 1 leave the version
+// key out; readers take an absent key as 1 and treat a courier attribute
+// of any other version as somebody else's attribute.
+const WireVersion = "1"
+
 // Message is what courier sends and what a Handler receives: the body, the
-// user's attributes and the headers that patterns need. On receive, the
+// user's attributes and the headers that patterns need. How it travels on
+// SQS and SNS, for peers in other languages, is specified in docs/wire.md
+// (https://github.com/courier-aws/courier/blob/main/docs/wire.md). On receive, the
 // fields below "set on receive" are filled in; an SNS notification envelope
 // (raw delivery off) has already been unwrapped, so a handler sees the same
 // Message whichever way it was delivered.
@@ -157,6 +166,7 @@ func (m *Message) decodeHeaders(s string) error {
 	}
 	for k, vals := range v {
 		switch k {
+		case headerVersion:
 		case headerCorrelationID:
 			m.CorrelationID = vals[0]
 		case headerReturnAddress:
@@ -168,6 +178,31 @@ func (m *Message) decodeHeaders(s string) error {
 		}
 	}
 	return nil
+}
+
+// isCourierHeader tells whether a, an attribute named HeaderAttribute, is
+// courier's (docs/wire.md, "Whose attribute is it"): a String of
+// key=value pairs, each with an = and a key, of a version this reader
+// knows. Anything else is somebody else's attribute that happens to have
+// the name, and goes to the handler untouched.
+func isCourierHeader(a Attribute) bool {
+	if a.DataType != TypeString || a.Value == "" {
+		return false
+	}
+	version := ""
+	for pair := range strings.SplitSeq(a.Value, "&") {
+		k, val, ok := strings.Cut(pair, "=")
+		if !ok || k == "" {
+			return false
+		}
+		if k == headerVersion && version == "" {
+			version = val
+			if version == "" {
+				return false
+			}
+		}
+	}
+	return version == "" || version == WireVersion
 }
 
 // wireAttributes returns the attributes as they go on the wire: the user's
@@ -409,7 +444,7 @@ func ParseSNSEnvelope(body []byte) (*Message, error) {
 // takeCourierAttributes moves courier's own attributes out of Attributes
 // into the Message fields.
 func (m *Message) takeCourierAttributes() error {
-	if a, ok := m.Attributes[HeaderAttribute]; ok {
+	if a, ok := m.Attributes[HeaderAttribute]; ok && isCourierHeader(a) {
 		delete(m.Attributes, HeaderAttribute)
 		if err := m.decodeHeaders(a.Value); err != nil {
 			return err

@@ -37,7 +37,7 @@ func TestParseSNSEnvelope(t *testing.T) {
 		{name: "wrong type", body: `{"Type":"SubscriptionConfirmation","MessageId":"m1","TopicArn":"` + topic + `","Message":"x"}`, wantErr: patterns.ErrMalformedEnvelope},
 		{name: "bad binary", body: `{"Type":"Notification","MessageId":"m1","TopicArn":"` + topic + `","Message":"x","MessageAttributes":{"b":{"Type":"Binary","Value":"%%"}}}`, wantErr: patterns.ErrMalformedEnvelope},
 		{name: "unknown attribute type", body: `{"Type":"Notification","MessageId":"m1","TopicArn":"` + topic + `","Message":"x","MessageAttributes":{"b":{"Type":"Blob","Value":"x"}}}`, wantErr: patterns.ErrMalformedEnvelope},
-		{name: "bad courier header", body: `{"Type":"Notification","MessageId":"m1","TopicArn":"` + topic + `","Message":"x","MessageAttributes":{"courier":{"Type":"String","Value":"%zz"}}}`, wantErr: patterns.ErrMalformedMessage},
+		{name: "bad courier header", body: `{"Type":"Notification","MessageId":"m1","TopicArn":"` + topic + `","Message":"x","MessageAttributes":{"courier":{"Type":"String","Value":"cid=%zz"}}}`, wantErr: patterns.ErrMalformedMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,5 +143,63 @@ func TestValidateGroupID(t *testing.T) {
 		if err := patterns.ValidateGroupID(bad); !errors.Is(err, patterns.ErrInvalidGroupID) {
 			t.Errorf("%q: err = %v, want ErrInvalidGroupID", bad, err)
 		}
+	}
+}
+
+// TestCourierAttributeOwnership: an attribute named courier is courier's
+// only in courier's form and a version this reader knows (docs/wire.md,
+// "Whose attribute is it"); anything else reaches the handler as an
+// ordinary attribute and never fails the message.
+func TestCourierAttributeOwnership(t *testing.T) {
+	tests := []struct {
+		name    string
+		attr    patterns.Attribute
+		courier bool // read as courier's header
+		cid     string
+		wantErr error
+	}{
+		{name: "courier's", attr: patterns.StringAttr("cid=c1&ra=https%3A%2F%2Fsqs.us-east-1.amazonaws.com%2F1%2Fr"), courier: true, cid: "c1"},
+		{name: "version 1", attr: patterns.StringAttr("cid=c1&v=1"), courier: true, cid: "c1"},
+		{name: "empty value of a key", attr: patterns.StringAttr("error="), courier: true},
+		{name: "100%", attr: patterns.StringAttr("100%")},
+		{name: "hello", attr: patterns.StringAttr("hello")},
+		{name: "pair without =", attr: patterns.StringAttr("cid=c1&hello")},
+		{name: "empty key", attr: patterns.StringAttr("=x")},
+		{name: "a number", attr: patterns.NumberAttr(100)},
+		{name: "binary", attr: patterns.BinaryAttr([]byte("cid=c1"))},
+		{name: "a later version", attr: patterns.StringAttr("v=2&cid=c1")},
+		{name: "empty version", attr: patterns.StringAttr("v=&cid=c1")},
+		{name: "courier's form, broken escape", attr: patterns.StringAttr("cid=%zz"), courier: true, wantErr: patterns.ErrMalformedMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := patterns.DecodeSQSMessage(patterns.SQSRecord{
+				MessageID: "m", Body: "x",
+				MessageAttributes: map[string]patterns.Attribute{"courier": tt.attr, "color": patterns.StringAttr("red")},
+			}, false)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a message with courier=%q failed: %v", tt.attr.Value, err)
+			}
+			got, kept := m.Attributes["courier"]
+			switch {
+			case tt.courier && kept:
+				t.Errorf("courier's header left among the attributes: %+v", got)
+			case !tt.courier && (!kept || got.Value != tt.attr.Value || string(got.Binary) != string(tt.attr.Binary) || got.DataType != tt.attr.DataType):
+				t.Errorf("foreign attribute not passed through: got %+v (kept %v), want %+v", got, kept, tt.attr)
+			case !tt.courier && (len(m.Headers) > 0 || m.CorrelationID != ""):
+				t.Errorf("foreign attribute turned into headers: %v cid %q", m.Headers, m.CorrelationID)
+			case m.CorrelationID != tt.cid || m.Attr("color") != "red":
+				t.Errorf("cid %q, attributes %v", m.CorrelationID, m.Attributes)
+			}
+			if m.Header("v") != "" {
+				t.Errorf("the version key became a header")
+			}
+		})
 	}
 }
