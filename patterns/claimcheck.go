@@ -66,6 +66,9 @@ const (
 	// LegacyPayloadSizeAttribute is its name in older clients, read too.
 	LegacyPayloadSizeAttribute = "SQSLargePayloadSize"
 	payloadPointerClass        = "software.amazon.payloadoffloading.PayloadS3Pointer"
+	// legacyPointerClass is the class older Java clients (and the Python
+	// client's legacy mode) name in the pointer; read, never written.
+	legacyPointerClass = "com.amazon.sqs.javamessaging.MessageS3Pointer"
 	// DefaultMaxPayloadBytes is the default of ClaimCheckOptions.MaxPayloadBytes:
 	// 2 GiB, the largest payload the AWS Extended Client libraries write
 	// ("up to a maximum of 2 GB", SQS Developer Guide, "Managing large
@@ -212,16 +215,34 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 	if len(big) == 0 {
 		return b.sendDirect(ctx, msgs)
 	}
+	// Every message is checked as it will go, pointer and size attribute
+	// included, before any upload: a message SQS would refuse costs no
+	// object and no request.
 	var failed []FailedEntry
+	placeholders := slices.Clone(msgs)
 	for _, i := range big {
 		m := msgs[i]
 		err := m.validate(c.o.MaxPayloadBytes)
-		if err == nil && len(m.wireAttributes()) >= MaxAttributes {
-			err = fmt.Errorf("%w: %d attributes and the claim check needs one more (%s), the limit is %d",
-				ErrTooManyAttributes, len(m.wireAttributes()), ExtendedPayloadSizeAttribute, MaxAttributes)
+		if err == nil {
+			placeholders[i] = c.pointerMessage(m, c.placeholder(), b.fifo)
 		}
 		if err != nil {
 			failed = append(failed, FailedEntry{Index: i, Message: m, Err: err})
+		}
+	}
+	if len(failed) == 0 {
+		var se *SendError
+		if errors.As(b.validateAll(placeholders), &se) {
+			for _, f := range se.Failed {
+				if errors.Is(f.Err, ErrSendAborted) {
+					continue
+				}
+				if placeholders[f.Index] != msgs[f.Index] && errors.Is(f.Err, ErrTooManyAttributes) {
+					f.Err = fmt.Errorf("%w (the claim check's pointer adds %s, as the Extended Clients do)", f.Err, ExtendedPayloadSizeAttribute)
+				}
+				f.Message = msgs[f.Index]
+				failed = append(failed, f)
+			}
 		}
 	}
 	if len(failed) > 0 {
@@ -260,23 +281,8 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 	out := slices.Clone(msgs)
 	copies := map[int]*Message{}
 	for j, i := range big {
-		m := *msgs[i]
-		body, _ := json.Marshal([]any{payloadPointerClass, ptrs[j]})
-		m.Body = body
-		m.Attributes = maps.Clone(msgs[i].Attributes)
-		if m.Attributes == nil {
-			m.Attributes = map[string]Attribute{}
-		}
-		// An integer, as the other Extended Clients write it (NumberAttr
-		// writes 5242880 as 5.24288e+06).
-		m.Attributes[ExtendedPayloadSizeAttribute] = Attribute{DataType: TypeNumber, Value: strconv.Itoa(len(msgs[i].Body))}
-		m.Headers = maps.Clone(msgs[i].Headers)
-		if b.fifo && m.DeduplicationID == "" {
-			// The pointer differs on every send; deduplicate by the payload.
-			sum := sha256.Sum256(msgs[i].Body)
-			m.DeduplicationID = hex.EncodeToString(sum[:])
-		}
-		out[i], copies[i] = &m, &m
+		m := c.pointerMessage(msgs[i], ptrs[j], b.fifo)
+		out[i], copies[i] = m, m
 	}
 	err := b.validateAll(out)
 	if err == nil {
@@ -304,6 +310,33 @@ func (c *ClaimCheck) sendThrough(ctx context.Context, b *batcher, msgs []*Messag
 	return err
 }
 
+// pointerMessage returns the message that goes instead of m when its body
+// is at p: the pointer body, m's attributes plus the size attribute, and
+// nothing else of the claim check's (docs/wire.md, "Claim check").
+func (c *ClaimCheck) pointerMessage(m *Message, p S3Pointer, fifo bool) *Message {
+	out := *m
+	out.Body, _ = json.Marshal([]any{payloadPointerClass, p})
+	out.Attributes = maps.Clone(m.Attributes)
+	if out.Attributes == nil {
+		out.Attributes = map[string]Attribute{}
+	}
+	// An integer, as the other Extended Clients write it.
+	out.Attributes[ExtendedPayloadSizeAttribute] = Attribute{DataType: TypeNumber, Value: strconv.Itoa(len(m.Body))}
+	out.Headers = maps.Clone(m.Headers)
+	if fifo && out.DeduplicationID == "" {
+		// The pointer differs on every send; deduplicate by the payload.
+		sum := sha256.Sum256(m.Body)
+		out.DeduplicationID = hex.EncodeToString(sum[:])
+	}
+	return &out
+}
+
+// placeholder is a pointer of the length put's pointers have, to check
+// messages before any upload.
+func (c *ClaimCheck) placeholder() S3Pointer {
+	return S3Pointer{Bucket: c.bucket, Key: c.o.KeyPrefix + strings.Repeat("0", 32)}
+}
+
 func (c *ClaimCheck) put(ctx context.Context, body []byte) (S3Pointer, error) {
 	var r [16]byte
 	_, _ = rand.Read(r[:])
@@ -324,8 +357,9 @@ func (c *ClaimCheck) remove(ctx context.Context, p S3Pointer) {
 	_, _ = c.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)})
 }
 
-// ParseS3Pointer reads a pointer body of the Extended Client format. ok is
-// false when body is not one.
+// ParseS3Pointer reads a pointer body of the Extended Client format (the
+// current class name or the legacy com.amazon.sqs.javamessaging.MessageS3Pointer).
+// ok is false when body is not one.
 func ParseS3Pointer(body []byte) (p S3Pointer, ok bool) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 || b[0] != '[' {
@@ -336,7 +370,7 @@ func ParseS3Pointer(body []byte) (p S3Pointer, ok bool) {
 		return p, false
 	}
 	var class string
-	if json.Unmarshal(parts[0], &class) != nil || class != payloadPointerClass {
+	if json.Unmarshal(parts[0], &class) != nil || (class != payloadPointerClass && class != legacyPointerClass) {
 		return p, false
 	}
 	if json.Unmarshal(parts[1], &p) != nil || p.Bucket == "" || p.Key == "" {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,9 +34,11 @@ type Attribute struct {
 // StringAttr returns a String attribute.
 func StringAttr(v string) Attribute { return Attribute{DataType: TypeString, Value: v} }
 
-// NumberAttr returns a Number attribute; v is written as SQS expects ("42", "3.5").
+// NumberAttr returns a Number attribute; v is written in plain decimal
+// ("42", "3.5", "2097152"), never in exponent form, which other clients
+// may not read as a number.
 func NumberAttr(v float64) Attribute {
-	return Attribute{DataType: TypeNumber, Value: fmt.Sprint(v)}
+	return Attribute{DataType: TypeNumber, Value: strconv.FormatFloat(v, 'f', -1, 64)}
 }
 
 // BinaryAttr returns a Binary attribute.

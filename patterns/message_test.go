@@ -203,3 +203,13 @@ func TestCourierAttributeOwnership(t *testing.T) {
 		})
 	}
 }
+
+// Numbers go on the wire in plain decimal: the exponent form fmt writes
+// for 1e6 and above is not read as an integer by other clients.
+func TestNumberAttrPlainDecimal(t *testing.T) {
+	for v, want := range map[float64]string{2097152: "2097152", 1e21: "1000000000000000000000", 0.5: "0.5", -42: "-42", 3.25: "3.25"} {
+		if got := patterns.NumberAttr(v).Value; got != want {
+			t.Errorf("NumberAttr(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
