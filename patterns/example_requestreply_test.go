@@ -188,7 +188,8 @@ func ExampleSweep() {
 
 // A Responder answers only return addresses its allowlist names: here
 // one reply queue prefix. A request whose return address is elsewhere is
-// not answered (it is logged, counted in Stats().Rejected and deleted).
+// not answered (it is logged, counted in Stats().Rejected and left to the
+// request queue's dead-letter queue).
 // The Responder's Handler runs the same logic without a consumer, as the
 // handler of a Lambda function on the request queue.
 func ExampleResponder() {

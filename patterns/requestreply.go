@@ -836,9 +836,11 @@ type ResponderStats struct {
 	Requests     int64 // requests handed to the handler
 	Replies      int64 // replies sent, error replies included
 	ErrorReplies int64 // handler errors (and panics, and unsendable replies) sent as error replies
-	// Rejected are requests not answered because their return address was
-	// missing, malformed or not allowed, or they had no correlation id.
-	// Each is logged and deleted.
+	// Rejected are requests refused: their return address was missing,
+	// malformed or not allowed (each is logged and left on the queue,
+	// for its redrive policy to move to the dead-letter queue; counted at
+	// each receive), or it was allowed but the request had no correlation
+	// id (answered with an error reply there, and deleted).
 	Rejected int64
 	// Undeliverable are replies whose reply queue no longer exists (its
 	// requester closed or died); the request is deleted.
@@ -849,12 +851,13 @@ type ResponderStats struct {
 // Responder consumes requests, runs a RequestHandler on each and sends the
 // reply to the request's return address with the request's correlation id.
 //
-// A request whose return address is not allowed is not answered: it is
-// logged (with ErrUnknownReturnAddress), counted in Stats().Rejected and
-// deleted. Not sent to the dead-letter queue: the verdict is the same on
-// every receive, so retrying it maxReceiveCount times would only cost
-// requests and delay; and its requester has given up by the time anyone
-// could redrive it. The log line is the record.
+// A request whose return address is missing or not allowed is not
+// answered: it is logged (with ErrUnknownReturnAddress), counted in
+// Stats().Rejected and not deleted, so that it fails like any message
+// whose handler failed and the request queue's redrive policy moves it to
+// the dead-letter queue, where an operator sees it (give request queues
+// one). A request whose address is allowed but that has no correlation id
+// is answered with an error reply saying so.
 //
 // A handler error (or panic) becomes an error reply. A reply that cannot be
 // sent for a transient reason leaves the request on the queue: SQS delivers
@@ -1221,17 +1224,24 @@ func tracedSend(t Tracer, send sendFunc) sendFunc {
 func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 	return func(ctx context.Context, req *Message) error {
 		dest, err := s.CheckReturnAddress(req.ReturnAddress)
-		if err == nil && req.CorrelationID == "" {
-			err = fmt.Errorf("%w: the request has no correlation id", ErrMalformedMessage)
-		}
 		if err != nil {
+			// Not answered, and not deleted either: it fails, comes back
+			// and ends in the dead-letter queue, where an operator sees it.
 			s.stats.rejected.Add(1)
-			s.log.Warn("courier: request rejected, not answered, deleted", "queue", req.QueueURL, "message_id", req.ID,
-				"return_address", req.ReturnAddress, "correlation_id", req.CorrelationID, "err", err)
-			return nil
+			s.log.Warn("courier: request rejected, not answered; left to the dead-letter queue", "queue", req.QueueURL, "message_id", req.ID,
+				"return_address", req.ReturnAddress, "correlation_id", req.CorrelationID, "receive_count", req.ReceiveCount, "err", err)
+			return fmt.Errorf("courier: request %s rejected: %w", req.ID, err)
 		}
-		s.stats.requests.Add(1)
-		reply, failed := s.call(ctx, h, req)
+		var reply *Message
+		failed := true
+		if req.CorrelationID == "" {
+			// The address is allowed: say why, there.
+			s.stats.rejected.Add(1)
+			reply = errorReply(fmt.Sprintf("%v: the request has no correlation id", ErrMalformedMessage))
+		} else {
+			s.stats.requests.Add(1)
+			reply, failed = s.call(ctx, h, req)
+		}
 		reply = s.replyTo(req, reply, dest)
 		if err := reply.validate(MaxSQSMessageBytes); err != nil {
 			reply, failed = s.replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
