@@ -859,6 +859,13 @@ type ResponderStats struct {
 // one). A request whose address is allowed but that has no correlation id
 // is answered with an error reply saying so.
 //
+// A request of the AWS Java temporary-queues client's AmazonSQSRequester
+// (a ResponseQueueUrl attribute, no courier return address) is answered as
+// its AmazonSQSResponder does: the reply goes to that queue, or to the
+// host queue of a virtual one, within the same allowlist (its queues are
+// named __RequesterClientQueues__... by default: allow them with
+// AllowNames). See docs/wire.md.
+//
 // A handler error (or panic) becomes an error reply. A reply that cannot be
 // sent for a transient reason leaves the request on the queue: SQS delivers
 // it again, the handler runs again (handlers should be idempotent) and the
@@ -1223,18 +1230,22 @@ func tracedSend(t Tracer, send sendFunc) sendFunc {
 
 func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 	return func(ctx context.Context, req *Message) error {
-		dest, err := s.CheckReturnAddress(req.ReturnAddress)
+		addr, virtual, java := returnAddress(req)
+		dest, err := s.CheckReturnAddress(addr)
+		if err == nil && java && virtual != "" && !validQueueName(virtual) {
+			err = fmt.Errorf("%w: malformed: virtual queue name %q in %s", ErrUnknownReturnAddress, virtual, responseQueueURLAttribute)
+		}
 		if err != nil {
 			// Not answered, and not deleted either: it fails, comes back
 			// and ends in the dead-letter queue, where an operator sees it.
 			s.stats.rejected.Add(1)
 			s.log.Warn("courier: request rejected, not answered; left to the dead-letter queue", "queue", req.QueueURL, "message_id", req.ID,
-				"return_address", req.ReturnAddress, "correlation_id", req.CorrelationID, "receive_count", req.ReceiveCount, "err", err)
+				"return_address", addr, "correlation_id", req.CorrelationID, "receive_count", req.ReceiveCount, "err", err)
 			return fmt.Errorf("courier: request %s rejected: %w", req.ID, err)
 		}
 		var reply *Message
 		failed := true
-		if req.CorrelationID == "" {
+		if req.CorrelationID == "" && !java {
 			// The address is allowed: say why, there.
 			s.stats.rejected.Add(1)
 			reply = errorReply(fmt.Sprintf("%v: the request has no correlation id", ErrMalformedMessage))
@@ -1242,15 +1253,28 @@ func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 			s.stats.requests.Add(1)
 			reply, failed = s.call(ctx, h, req)
 		}
-		reply = s.replyTo(req, reply, dest)
+		address := func(r *Message) *Message {
+			out := s.replyTo(req, r, dest)
+			if virtual != "" {
+				// What the temporary-queues client's virtual queues add
+				// when they send to HOST#NAME: the host queue gets it.
+				out.Attributes = maps.Clone(out.Attributes)
+				if out.Attributes == nil {
+					out.Attributes = map[string]Attribute{}
+				}
+				out.Attributes[virtualQueueNameAttribute] = StringAttr(virtual)
+			}
+			return out
+		}
+		reply = address(reply)
 		if err := reply.validate(MaxSQSMessageBytes); err != nil {
-			reply, failed = s.replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
+			reply, failed = address(errorReply("the handler's reply cannot be sent: "+err.Error())), true
 		}
 		err = send(ctx, dest.URL, reply)
 		if unsendable(err) && !failed {
 			// Refused for what the reply is: it would be refused again on
 			// every redelivery. Tell the requester instead.
-			reply, failed = s.replyTo(req, errorReply("the handler's reply cannot be sent: "+err.Error()), dest), true
+			reply, failed = address(errorReply("the handler's reply cannot be sent: "+err.Error())), true
 			err = send(ctx, dest.URL, reply)
 		}
 		switch {
@@ -1269,6 +1293,31 @@ func (s *Responder) handler(h RequestHandler, send sendFunc) Handler {
 			return fmt.Errorf("courier: reply to %s: %w", dest.URL, err)
 		}
 	}
+}
+
+// The attributes of the AWS Java temporary-queues client
+// (amazon-sqs-java-temporary-queues-client): its AmazonSQSRequester names
+// the response queue in responseQueueURLAttribute, a queue URL or, for a
+// virtual queue, HOST_QUEUE_URL#NAME; a message for a virtual queue goes
+// to the host queue with virtualQueueNameAttribute set to NAME.
+const (
+	responseQueueURLAttribute = "ResponseQueueUrl"
+	virtualQueueNameAttribute = "__AmazonSQSVirtualQueuesClient.QueueName"
+)
+
+// returnAddress returns where req's reply goes: courier's return address,
+// else the temporary-queues client's response queue (java), split into
+// the queue URL and, for a virtual queue, its name.
+func returnAddress(req *Message) (addr, virtual string, java bool) {
+	if req.ReturnAddress != "" {
+		return req.ReturnAddress, "", false
+	}
+	a, ok := req.Attributes[responseQueueURLAttribute]
+	if !ok || !strings.HasPrefix(a.DataType, TypeString) || a.Value == "" {
+		return "", "", false
+	}
+	addr, virtual, _ = strings.Cut(a.Value, "#")
+	return addr, virtual, true
 }
 
 // unsendable tells whether SQS (or the check before sending) refused a

@@ -2,6 +2,7 @@ package patterns_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -161,6 +162,90 @@ func TestResponderRefusedRequestGoesToDLQ(t *testing.T) {
 		// the request without cid.
 		if got := r.responder.Stats().Rejected; got != 5 {
 			t.Errorf("Stats().Rejected = %d, want 5", got)
+		}
+	})
+}
+
+// javaQueues makes the queues of a temporary-queues client: one created
+// for a request, and a host queue of virtual ones.
+func (r *wireRig) javaQueue(t *testing.T, name string) string {
+	t.Helper()
+	out, err := r.client.CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.QueueUrl)
+}
+
+// Requests of the AWS Java temporary-queues client (amazon-sqs-java-
+// temporary-queues-client), built by hand as its AmazonSQSRequester sends
+// them: a ResponseQueueUrl attribute naming a queue, or a virtual queue
+// (HOST#NAME), and no correlation id. The Responder answers as its
+// AmazonSQSResponder does, within the allowlist.
+func TestResponderAnswersJavaTemporaryQueuesRequester(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := patterns.ResponderConfig{AllowNames: []string{"courier-reply-*", "__RequesterClientQueues__*"}}
+		var r *wireRig
+		r = newWireRig(t, cfg, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+			r.handled.Add(1)
+			if string(req.Body) == "fail" {
+				return nil, errors.New("no such sku")
+			}
+			return &patterns.Message{Body: append([]byte("echo "), req.Body...), Attributes: map[string]patterns.Attribute{"kind": patterns.StringAttr("quote")}}, nil
+		})
+		plain := r.javaQueue(t, "__RequesterClientQueues__5f0c-plain")
+		host := r.javaQueue(t, "__RequesterClientQueues__5f0c-0")
+		virtual := "__RequesterClientQueues__9a1d"
+		notAllowed := r.javaQueue(t, "someone-elses")
+		r.send(t, "ping", map[string]string{"ResponseQueueUrl": plain})
+		r.send(t, "vping", map[string]string{"ResponseQueueUrl": host + "#" + virtual})
+		r.send(t, "fail", map[string]string{"ResponseQueueUrl": plain + "#" + virtual})
+		r.send(t, "elsewhere", map[string]string{"ResponseQueueUrl": notAllowed})
+		r.send(t, "bad virtual name", map[string]string{"ResponseQueueUrl": host + "#no/slashes"})
+		time.Sleep(time.Minute)
+		r.stop()
+
+		onPlain := map[string]sqstypes.Message{}
+		for _, m := range r.drain(t, plain) {
+			onPlain[aws.ToString(m.Body)] = m
+		}
+		if p, ok := onPlain["echo ping"]; !ok || aws.ToString(p.MessageAttributes["kind"].StringValue) != "quote" {
+			t.Errorf("plain response queue: %v, want the reply to ping", onPlain)
+		}
+		// The failing request named a virtual queue hosted on the plain
+		// queue: its error reply went there, with the virtual name.
+		e, ok := onPlain["no such sku"]
+		if !ok || aws.ToString(e.MessageAttributes["__AmazonSQSVirtualQueuesClient.QueueName"].StringValue) != virtual ||
+			!strings.Contains(aws.ToString(e.MessageAttributes["courier"].StringValue), "error=no+such+sku") {
+			t.Errorf("plain response queue: %v, want the error reply to fail", onPlain)
+		}
+		if len(onPlain) != 2 {
+			t.Errorf("plain response queue holds %d messages, want 2", len(onPlain))
+		}
+		byBody := map[string]sqstypes.Message{}
+		for _, m := range r.drain(t, host) {
+			byBody[aws.ToString(m.Body)] = m
+		}
+		v, ok := byBody["echo vping"]
+		if !ok || aws.ToString(v.MessageAttributes["__AmazonSQSVirtualQueuesClient.QueueName"].StringValue) != virtual {
+			t.Errorf("host queue: %+v, want the reply to vping for virtual queue %s", byBody, virtual)
+		}
+		if len(byBody) != 1 {
+			t.Errorf("host queue holds %d messages, want 1", len(byBody))
+		}
+		if got := r.drain(t, notAllowed); len(got) != 0 {
+			t.Errorf("a queue outside the allowlist got %d messages", len(got))
+		}
+		dead := map[string]bool{}
+		for _, m := range r.drain(t, r.dlq) {
+			dead[aws.ToString(m.Body)] = true
+		}
+		if !dead["elsewhere"] || !dead["bad virtual name"] || len(dead) != 2 {
+			t.Errorf("dead-letter queue holds %v, want the two refused requests", dead)
+		}
+		st := r.responder.Stats()
+		if st.Requests != 3 || st.Replies != 3 || st.ErrorReplies != 1 {
+			t.Errorf("stats %+v, want 3 requests, 3 replies, 1 error reply", st)
 		}
 	})
 }
