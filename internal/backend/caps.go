@@ -48,6 +48,12 @@ type Capabilities struct {
 	// FilterExistsLeafOnly: "exists": true in a body needs a non-null,
 	// non-empty leaf value.
 	FilterExistsLeafOnly bool
+	// FIFOMoveTaskToSource: StartMessageMoveTask redrives a FIFO
+	// dead-letter queue to its source without the source deduplicating the
+	// messages against their first send (LocalStack re-sends the first
+	// send's deduplication id, and drops what was sent less than five
+	// minutes ago; moto has no move task).
+	FIFOMoveTaskToSource bool
 }
 
 // allCaps is AWS: every behaviour as documented.
