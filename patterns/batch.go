@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -20,10 +18,15 @@ type entryFailure struct {
 	Message     string
 }
 
-// batchSendFunc sends one batch (at most MaxBatchEntries messages). It sets
-// the ID of each accepted message and returns the failures by index; an
-// entry that is neither accepted nor failed must be reported as failed.
-type batchSendFunc func(ctx context.Context, msgs []*Message) (map[int]entryFailure, error)
+// sentEntry is what SQS or SNS returned for an accepted entry.
+type sentEntry struct{ ID, SequenceNumber string }
+
+// batchSendFunc sends one batch (at most MaxBatchEntries messages). It
+// returns, by index, what was accepted (in sent) and the failures; an entry
+// that is neither accepted nor failed must be reported as failed. It does
+// not write to msgs: a caller may have returned (its context ended) while
+// its messages were in the request.
+type batchSendFunc func(ctx context.Context, msgs []*Message, sent []sentEntry) (map[int]entryFailure, error)
 
 // FailedEntry is a message that was not sent, and why.
 type FailedEntry struct {
@@ -98,10 +101,11 @@ func abortRest(msgs []*Message, failed []FailedEntry) []FailedEntry {
 	return failed
 }
 
-// batcher splits messages into batches within the entry and byte limits,
-// sends them with bounded concurrency, retries the entries that failed for a
-// transient reason (same entry, same ids), and reports the rest. For FIFO
-// destinations the messages of one group stay in one lane, sent in order.
+// batcher coalesces the messages of concurrent Send calls into batches
+// within the entry and byte limits (coalesce.go), sends them with bounded
+// concurrency, retries the entries that failed for a transient reason
+// (same entry, same ids), and reports the rest. For FIFO destinations a
+// group's messages are sent in order, one request at a time.
 type batcher struct {
 	op, resource string
 	maxMessage   int // per-message limit, bytes
@@ -114,11 +118,8 @@ type batcher struct {
 	send         batchSendFunc
 	claim        *ClaimCheck // offloads large bodies, when set
 	tracer       Tracer
-}
 
-type indexed struct {
-	i int
-	m *Message
+	q coalescer
 }
 
 func (b *batcher) sendAll(ctx context.Context, msgs []*Message) (err error) {
@@ -161,198 +162,91 @@ func (b *batcher) validateAll(msgs []*Message) error {
 	return nil
 }
 
-// sendValid sends msgs, which validateAll accepted.
-func (b *batcher) sendValid(ctx context.Context, msgs []*Message) error {
-	var failed []FailedEntry
-	lanes := b.lanes(msgs)
-	if len(lanes) == 1 {
-		// One lane: send it here, not in a goroutine of its own (an SDK
-		// call runs deep; a fresh goroutine's stack grows on each).
-		if failed = b.sendLane(ctx, lanes[0]); len(failed) == 0 {
-			return nil
-		}
-		sortFailed(failed)
-		return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
-	}
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, lane := range lanes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f := b.sendLane(ctx, lane)
-			mu.Lock()
-			failed = append(failed, f...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if len(failed) == 0 {
-		return nil
-	}
-	sortFailed(failed)
-	return &SendError{Op: b.op, Resource: b.resource, Failed: failed}
-}
-
-// lanes partitions msgs into at most b.concurrency lanes. FIFO: by group, so
-// one group's messages keep their order; otherwise in contiguous runs.
-func (b *batcher) lanes(msgs []*Message) [][]indexed {
-	n := b.concurrency
-	if n < 1 {
-		n = 1
-	}
-	if b.fifo {
-		lanes := make([][]indexed, n)
-		for i, m := range msgs {
-			h := fnv.New32a()
-			h.Write([]byte(m.GroupID))
-			k := int(h.Sum32() % uint32(n))
-			lanes[k] = append(lanes[k], indexed{i, m})
-		}
-		return compact(lanes)
-	}
-	// Contiguous runs of whole batches, so that batches stay full.
-	batches := (len(msgs) + MaxBatchEntries - 1) / MaxBatchEntries
-	if batches < n {
-		n = batches
-	}
-	lanes := make([][]indexed, n)
-	for i, m := range msgs {
-		k := (i / MaxBatchEntries) % n
-		lanes[k] = append(lanes[k], indexed{i, m})
-	}
-	return compact(lanes)
-}
-
-func compact(lanes [][]indexed) [][]indexed {
-	out := lanes[:0]
-	for _, l := range lanes {
-		if len(l) > 0 {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// sendLane sends one lane's messages batch after batch.
-func (b *batcher) sendLane(ctx context.Context, lane []indexed) []FailedEntry {
-	var failed []FailedEntry
-	stopped := map[string]bool{} // FIFO groups with a failure
-	for len(lane) > 0 {
-		var batch []indexed
-		size := 0
-		for len(lane) > 0 && len(batch) < MaxBatchEntries {
-			it := lane[0]
-			if b.fifo && stopped[it.m.GroupID] {
-				failed = append(failed, FailedEntry{Index: it.i, Message: it.m, Err: fmt.Errorf("%w: group %q", ErrGroupStopped, it.m.GroupID), refused: true})
-				lane = lane[1:]
-				continue
-			}
-			s := wireSize(it.m.Body, it.m.wireAttributes())
-			if len(batch) > 0 && size+s > b.maxBatch {
-				break
-			}
-			size += s
-			batch = append(batch, it)
-			lane = lane[1:]
-		}
-		if len(batch) == 0 {
-			continue
-		}
-		for _, f := range b.sendBatch(ctx, batch) {
-			failed = append(failed, f)
-			if b.fifo {
-				stopped[f.Message.GroupID] = true
-			}
-		}
-	}
-	return failed
-}
-
 // sendBatch sends one batch, resending the entries that failed for a
-// transient reason (same entries, same ids, same order), and returns those
-// that were not sent in the end.
+// transient reason (same entries, same ids, same order), and marks on each
+// entry its outcome.
 //
 // FIFO: SQS and SNS may accept later entries of a group in the request in
 // which an earlier one failed. A failed entry is resent only when no later
 // entry of its group was accepted in the same request (it would land behind
 // it); otherwise it is reported, and so is every later failed entry of its
-// group (ErrGroupStopped), as sendLane then does with the group's messages
-// of the following batches. Other groups' entries are still resent.
-func (b *batcher) sendBatch(ctx context.Context, batch []indexed) []FailedEntry {
-	var out []FailedEntry
+// group (ErrGroupStopped), as finish then does with the group's messages
+// waiting in the queue. Other groups' entries are still resent.
+func (b *batcher) sendBatch(ctx context.Context, batch []*entry) {
 	failAll := func(err error) {
-		for _, it := range batch {
-			out = append(out, FailedEntry{Index: it.i, Message: it.m, Err: opError(b.op, b.resource, err)})
+		for _, e := range batch {
+			e.failed, e.fe = true, FailedEntry{Index: e.i, Message: e.m, Err: opError(b.op, b.resource, err)}
 		}
 	}
 	stopped := map[string]bool{} // FIFO groups with an entry not sent for good
+	msgs := make([]*Message, 0, len(batch))
+	sent := make([]sentEntry, len(batch))
 	for attempt := 0; len(batch) > 0; attempt++ {
 		if attempt > 0 {
 			if err := sleepCtx(ctx, backoff(b.backoff, attempt-1)); err != nil {
 				failAll(err)
-				break
+				return
 			}
 		}
-		msgs := make([]*Message, len(batch))
-		for i, it := range batch {
-			msgs[i] = it.m
+		msgs = msgs[:0]
+		for _, e := range batch {
+			msgs = append(msgs, e.m)
 		}
-		failures, err := b.send(ctx, msgs)
+		sent = sent[:len(batch)]
+		failures, err := b.send(ctx, msgs, sent)
 		if err != nil {
 			// The SDK's retryer has already retried the request; its outcome
 			// is unknown or refused, so no entry of it is reported sent.
 			failAll(err)
-			break
+			return
 		}
-		lastSent := map[string]int{} // FIFO: each group's last accepted entry
-		if b.fifo {
-			for i, it := range batch {
+		var lastSent map[string]int // FIFO: each group's last accepted entry
+		if b.fifo && len(failures) > 0 {
+			lastSent = map[string]int{}
+			for i, e := range batch {
 				if _, failed := failures[i]; !failed {
-					lastSent[it.m.GroupID] = i
+					lastSent[e.m.GroupID] = i
 				}
 			}
 		}
-		var retry []indexed
-		for i, it := range batch {
+		var retry []*entry
+		for i, e := range batch {
 			f, ok := failures[i]
 			if !ok {
+				e.id, e.seq = sent[i].ID, sent[i].SequenceNumber
 				continue
 			}
-			fe := FailedEntry{Index: it.i, Message: it.m, Code: f.Code, SenderFault: f.SenderFault,
+			fe := FailedEntry{Index: e.i, Message: e.m, Code: f.Code, SenderFault: f.SenderFault,
 				Err: entryError(b.op, b.resource, f), refused: f.SenderFault}
 			kind := ClassifyCode(f.Code)
 			transient := kind == KindRetryable || kind == KindThrottled || (!f.SenderFault && kind == KindUnknown)
 			if b.fifo {
-				g := it.m.GroupID
+				g := e.m.GroupID
 				last, overtaken := lastSent[g]
 				overtaken = overtaken && last > i
 				switch {
 				case stopped[g]:
 					fe.Err = fmt.Errorf("%w; %w: group %q", fe.Err, ErrGroupStopped, g)
-					out = append(out, fe)
+					e.failed, e.fe = true, fe
 					continue
 				case overtaken:
 					fe.Err = fmt.Errorf("%w; not resent: a later message of group %q was accepted in the same request, and this one would land behind it", fe.Err, g)
 					stopped[g] = true
-					out = append(out, fe)
+					e.failed, e.fe = true, fe
 					continue
 				}
 			}
 			if transient && attempt < b.retries {
-				retry = append(retry, it)
+				retry = append(retry, e)
 				continue
 			}
 			if b.fifo {
-				stopped[it.m.GroupID] = true
+				stopped[e.m.GroupID] = true
 			}
-			out = append(out, fe)
+			e.failed, e.fe = true, fe
 		}
 		batch = retry
 	}
-	return out
 }
 
 func entryError(op, resource string, f entryFailure) error {

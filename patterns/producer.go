@@ -18,8 +18,8 @@ type ProducerOptions struct {
 	// default MaxSQSMessageBytes. Set it to the queue's MaximumMessageSize
 	// when that is lower.
 	MaxMessageBytes int
-	// Concurrency is how many batch requests one Send call has in flight.
-	// Default 4.
+	// Concurrency is how many batch requests the Producer has in flight,
+	// for all Send calls together (their messages share batches). Default 4.
 	Concurrency int
 	// EntryRetries is how often an entry that SQS failed for a transient
 	// reason is sent again (same entry id, same deduplication id). Default 3.
@@ -89,6 +89,17 @@ func (p *Producer) QueueURL() string { return p.queue.URL }
 // error is a *SendError naming the messages not sent; the others were sent.
 // Messages that SQS would refuse (too large, bad group id, ...) fail before
 // any request is made, and then none is sent.
+//
+// Send is safe for concurrent use, and concurrent Sends share batches: a
+// service calling Send with one message from many goroutines makes about
+// one request per ten messages. A Send with nothing else in flight goes at
+// once. When ctx ends first, Send returns at once: its messages not yet in
+// a request are not sent, and those in one are reported not sent with
+// their outcome unknown (the request carries on for the other callers in
+// it; do not change those messages until it could have ended). On a FIFO
+// queue a group's messages are sent in the order of the Send calls, and
+// after one fails, the group's messages waiting behind it are not sent
+// (ErrGroupStopped).
 func (p *Producer) Send(ctx context.Context, msgs ...*Message) error {
 	return p.b.sendAll(ctx, msgs)
 }
@@ -118,7 +129,7 @@ func (p *Producer) validate(m *Message) error {
 	return nil
 }
 
-func (p *Producer) sendBatch(ctx context.Context, msgs []*Message) (map[int]entryFailure, error) {
+func (p *Producer) sendBatch(ctx context.Context, msgs []*Message, sent []sentEntry) (map[int]entryFailure, error) {
 	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
 	for i, m := range msgs {
 		e := types.SendMessageBatchRequestEntry{
@@ -151,8 +162,7 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []*Message) (map[int]entr
 			continue
 		}
 		done[i] = true
-		msgs[i].ID = aws.ToString(s.MessageId)
-		msgs[i].SequenceNumber = aws.ToString(s.SequenceNumber)
+		sent[i] = sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
 	}
 	failures := make(map[int]entryFailure)
 	for _, f := range out.Failed {

@@ -37,8 +37,9 @@ func ParseTopicARN(arn string) (TopicRef, error) {
 
 // PublisherOptions configures a Publisher.
 type PublisherOptions struct {
-	// Concurrency is how many PublishBatch requests one Publish call has in
-	// flight. Default 4.
+	// Concurrency is how many PublishBatch requests the Publisher has in
+	// flight, for all Publish calls together (their messages share
+	// batches). Default 4.
 	Concurrency int
 	// EntryRetries and RetryBackoff: as for ProducerOptions.
 	EntryRetries int
@@ -95,7 +96,8 @@ func (p *Publisher) TopicARN() string { return p.topic.ARN }
 // Publish publishes msgs with the guarantees of Producer.Send: nil only when
 // SNS accepted every message (each then has its ID set), otherwise a
 // *SendError naming those not published; bad messages fail before any
-// request. On a FIFO topic each group keeps its order.
+// request. On a FIFO topic each group keeps its order. Concurrent Publish
+// calls share batches, as concurrent Producer.Sends do.
 func (p *Publisher) Publish(ctx context.Context, msgs ...*Message) error {
 	return p.b.sendAll(ctx, msgs)
 }
@@ -117,7 +119,7 @@ func (p *Publisher) validate(m *Message) error {
 	return nil
 }
 
-func (p *Publisher) publishBatch(ctx context.Context, msgs []*Message) (map[int]entryFailure, error) {
+func (p *Publisher) publishBatch(ctx context.Context, msgs []*Message, sent []sentEntry) (map[int]entryFailure, error) {
 	entries := make([]snstypes.PublishBatchRequestEntry, len(msgs))
 	for i, m := range msgs {
 		e := snstypes.PublishBatchRequestEntry{
@@ -146,8 +148,7 @@ func (p *Publisher) publishBatch(ctx context.Context, msgs []*Message) (map[int]
 	for _, s := range out.Successful {
 		if i, ok := entryIndex(s.Id, len(msgs)); ok {
 			done[i] = true
-			msgs[i].ID = aws.ToString(s.MessageId)
-			msgs[i].SequenceNumber = aws.ToString(s.SequenceNumber)
+			sent[i] = sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
 		}
 	}
 	failures := make(map[int]entryFailure)

@@ -62,39 +62,6 @@ func TestHeadersRoundTrip(t *testing.T) {
 	}
 }
 
-func TestBatcherLanes(t *testing.T) {
-	mk := func(groups ...string) []*Message {
-		var ms []*Message
-		for _, g := range groups {
-			ms = append(ms, &Message{Body: []byte("x"), GroupID: g})
-		}
-		return ms
-	}
-	// FIFO: each group's messages stay in one lane, in order.
-	b := batcher{concurrency: 3, fifo: true}
-	msgs := mk("a", "b", "a", "c", "b", "a", "d", "c")
-	where := map[string]int{}
-	for li, lane := range b.lanes(msgs) {
-		last := -1
-		for _, it := range lane {
-			if l, ok := where[it.m.GroupID]; ok && l != li {
-				t.Fatalf("group %s split across lanes %d and %d", it.m.GroupID, l, li)
-			}
-			where[it.m.GroupID] = li
-			if it.i <= last {
-				t.Fatalf("lane %d out of order", li)
-			}
-			last = it.i
-		}
-	}
-	// Standard: runs of whole batches, so batches stay full.
-	b = batcher{concurrency: 4}
-	lanes := b.lanes(make([]*Message, 25))
-	if len(lanes) != 3 || len(lanes[0]) != 10 || len(lanes[1]) != 10 || len(lanes[2]) != 5 {
-		t.Errorf("25 messages over 4 lanes: got sizes %d", len(lanes))
-	}
-}
-
 func TestClassifyCode(t *testing.T) {
 	for code, want := range map[string]Kind{
 		"ThrottlingException": KindThrottled, "ServiceUnavailable": KindRetryable,

@@ -246,9 +246,18 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 		})
 	}
 
-	// Senders.
+	// Senders. In half the scenarios (drawn apart from the shape, so that
+	// the other draws of a seed stay as they were) many goroutines each
+	// Send one message at a time, back to back: the Producer coalesces
+	// them into shared batches, under the same faults.
+	oneByOne := decide(seed, "", 0, "one-by-one") < 0.5
+	concurrency := 4
+	if oneByOne {
+		senders += 3 + int(decide(seed, "", 0, "senders")*6)
+		concurrency = 1 + int(decide(seed, "", 0, "concurrency")*4)
+	}
 	prodClient, _ := w.client("producer", attempts)
-	p, err := patterns.NewProducer(prodClient, url, func(o *patterns.ProducerOptions) { o.Logger = quietLog })
+	p, err := patterns.NewProducer(prodClient, url, func(o *patterns.ProducerOptions) { o.Logger, o.Concurrency = quietLog, concurrency })
 	if err != nil {
 		return check.Counts{}, []string{"producer: " + err.Error()}
 	}
@@ -256,6 +265,9 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	for sIdx := range senders {
 		batch := 1 + r.IntN(10)
 		pause := time.Duration(r.IntN(3000)) * time.Millisecond
+		if oneByOne {
+			batch, pause = 1, 0
+		}
 		sent.Go(func() {
 			for i := 0; i < perSender; i += batch {
 				var msgs []*patterns.Message
