@@ -335,7 +335,7 @@ func TestSubscriberFunctionClaimCheckNeedsS3(t *testing.T) {
 
 // The responder answers a Requester's requests through the Lambda glue
 // (its reply allowlist from COURIER_REPLY_ALLOWLIST), and does not answer
-// a return address outside the allowlist.
+// a return address outside the allowlist, nor delete its request.
 func TestResponderFunction(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -364,11 +364,15 @@ func TestResponderFunction(t *testing.T) {
 			}
 		}
 
-		// A return address the allowlist does not name: not answered, deleted.
+		// A return address the allowlist does not name: not answered, and
+		// reported failed (left to the queue's redrive policy), not deleted.
 		other := b.CreateQueue(t, backend.QueueOptions{})
-		before := r.Stats().Deleted
+		before, deleted := r.Stats().Reported+r.Stats().BatchFailures, r.Stats().Deleted
 		sendAll(t, b, q.URL, &patterns.Message{Body: []byte("to elsewhere"), CorrelationID: "c-other", ReturnAddress: other.URL})
-		lambdatest.WaitFor(t, "the request deleted", func() bool { return r.Stats().Deleted == before+1 })
+		lambdatest.WaitFor(t, "the request reported failed", func() bool { s := r.Stats(); return s.Reported+s.BatchFailures > before })
+		if got := r.Stats().Deleted; got != deleted {
+			t.Errorf("the refused request was deleted (%d deletes, want %d)", got, deleted)
+		}
 		r.Stop()
 		if got := b.Drain(t, other.URL, time.Second); len(got) != 0 {
 			t.Errorf("the responder answered a return address outside its allowlist: %v", got)
