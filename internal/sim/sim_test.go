@@ -40,7 +40,7 @@ func kindOf(seed uint64) (string, scenario) {
 
 // settings reads the run's size: COURIER_SIM_SEED replays one scenario;
 // COURIER_SIM_SCENARIOS sets how many (default 10,000; under the race
-// detector, which makes each about ten times slower, 200);
+// detector, 35);
 // COURIER_SIM_BASE fixes the base seed (default: from the clock, printed).
 func settings(t *testing.T) (base uint64, n int) {
 	if s := os.Getenv("COURIER_SIM_SEED"); s != "" {
@@ -52,7 +52,10 @@ func settings(t *testing.T) (base uint64, n int) {
 	}
 	n = 10000
 	if raceEnabled {
-		n = 200
+		// make test runs the 10,000 without -race in a step of their own;
+		// under the race detector (each scenario about ten times slower) a
+		// few dozen look for data races.
+		n = 35
 	}
 	if testing.Short() {
 		n = 500
