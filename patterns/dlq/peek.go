@@ -68,9 +68,10 @@ func peekOptions(optFns []func(*PeekOptions)) (PeekOptions, error) {
 	return o, nil
 }
 
-// Peek returns up to Max messages of the queue at queueURL without
-// consuming them: it receives them with a visibility timeout of Hold and
-// then makes them visible again (see the package doc for why, and what a
+// Peek returns up to Max messages of the queue at queueURL (and no more
+// than its ApproximateNumberOfMessages when it starts) without consuming
+// them: it receives them with a visibility timeout of Hold and then makes
+// them visible again (see the package doc for why, and what a
 // receive costs). On error it returns what it read, and still gives the
 // messages back.
 func Peek(ctx context.Context, client API, queueURL string, optFns ...func(*PeekOptions)) (msgs []Message, err error) {
@@ -87,9 +88,17 @@ func Peek(ctx context.Context, client API, queueURL string, optFns ...func(*Peek
 		defer cancel()
 		err = errors.Join(err, release(rctx, client, queueURL, msgs))
 	}()
+	// Stop at what the queue held when Peek began, when that is fewer than
+	// Max, rather than wait for a receive that returns nothing.
+	want := o.Max
+	if attrs, err := queueAttributes(ctx, client, queueURL, types.QueueAttributeNameApproximateNumberOfMessages); err != nil {
+		return nil, err
+	} else if n, _ := strconv.Atoi(attrs[string(types.QueueAttributeNameApproximateNumberOfMessages)]); n > 0 {
+		want = min(want, n)
+	}
 	seen := map[string]bool{}
-	for len(msgs) < o.Max {
-		got, err := receive(ctx, client, queueURL, min(10, o.Max-len(msgs)), o.Hold, o.Wait)
+	for len(msgs) < want {
+		got, err := receive(ctx, client, queueURL, min(10, want-len(msgs)), o.Hold, o.Wait)
 		if err != nil {
 			return msgs, err
 		}
