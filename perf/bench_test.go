@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -375,4 +376,283 @@ func TestBenchE2E(t *testing.T) {
 		fmt.Printf("BENCH e2e_requests_per_message_%s %.3f req/msg\n", name, float64(r.requests)/n)
 	}
 	fmt.Printf("BENCH e2e_throughput_ratio_vs_gocloud %.2f x\n", results["gocloud"].took.Seconds()/results["courier"].took.Seconds())
+}
+
+// The shapes of TestBenchShapes: how a service hands its messages over.
+// Every shape sends shapeN messages of 200 bytes and handles them; the
+// clock runs from the first send to the last message handled.
+const (
+	shapeSenders = 64 // goroutines of the concurrent shapes
+	shapeBulk    = 100
+)
+
+var shapeBody = bytes.Repeat([]byte("x"), 200)
+
+// shapeResult is one run of one shape.
+type shapeResult struct {
+	took     time.Duration
+	requests int
+	cpu      time.Duration // this process's CPU (user+system): the client's, the emulator runs apart
+}
+
+// measureShape runs fn with a fresh queue and a counting client.
+func measureShape(t *testing.T, b *backend.Backend, n int, fn func(client *sqs.Client, url string, n int) time.Duration) shapeResult {
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	var oc opCounter
+	client := sqs.NewFromConfig(b.Config(), oc.install)
+	runtime.GC()
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	took := fn(client, q.URL, n)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return shapeResult{took: took, requests: oc.count, cpu: cpu}
+}
+
+// concurrently runs send from shapeSenders goroutines until n calls were
+// made, one message each.
+func concurrently(n int, send func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range shapeSenders {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				send(int(i))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// rawShape is the plain aws-sdk-go-v2 batched loop: SendMessageBatch of
+// ten, one after the other, then ReceiveMessage of ten and
+// DeleteMessageBatch until all are handled.
+func rawShape(t *testing.T) func(*sqs.Client, string, int) time.Duration {
+	return func(client *sqs.Client, url string, n int) time.Duration {
+		ctx := context.Background()
+		start := time.Now()
+		for i := 0; i < n; i += 10 {
+			entries := make([]types.SendMessageBatchRequestEntry, min(10, n-i))
+			for j := range entries {
+				entries[j] = types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j)), MessageBody: aws.String(string(shapeBody))}
+			}
+			out, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+			if err != nil || len(out.Failed) > 0 {
+				t.Fatalf("raw send: %v %v", err, out)
+			}
+		}
+		for handled := 0; handled < n; {
+			out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out.Messages) == 0 {
+				continue
+			}
+			entries := make([]types.DeleteMessageBatchRequestEntry, len(out.Messages))
+			for j, m := range out.Messages {
+				entries[j] = types.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(j)), ReceiptHandle: m.ReceiptHandle}
+			}
+			if _, err := client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries}); err != nil {
+				t.Fatal(err)
+			}
+			handled += len(out.Messages)
+		}
+		return time.Since(start)
+	}
+}
+
+// courierShape sends with a Producer, in Sends of shapeBulk messages
+// (concurrent false) or from shapeSenders goroutines one message per Send,
+// and handles with a Consumer.
+func courierShape(t *testing.T, concurrent bool) func(*sqs.Client, string, int) time.Duration {
+	return func(client *sqs.Client, url string, n int) time.Duration {
+		ctx := context.Background()
+		start := time.Now()
+		p, err := patterns.NewProducer(client, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if concurrent {
+			concurrently(n, func(int) {
+				if err := p.Send(ctx, &patterns.Message{Body: shapeBody}); err != nil {
+					t.Error(err)
+				}
+			})
+		} else {
+			for i := 0; i < n; i += shapeBulk {
+				msgs := make([]*patterns.Message, min(shapeBulk, n-i))
+				for j := range msgs {
+					msgs[j] = &patterns.Message{Body: shapeBody}
+				}
+				if err := p.Send(ctx, msgs...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var handled atomic.Int64
+		var took time.Duration
+		_ = c.Run(rctx, func(context.Context, *patterns.Message) error {
+			if handled.Add(1) == int64(n) {
+				took = time.Since(start)
+				cancel()
+			}
+			return nil
+		})
+		return took
+	}
+}
+
+// gocloudShape sends with gocloud.dev/pubsub (awssnssqs): shapeBulk
+// concurrent Sends at a time (it has no call taking many messages), or
+// shapeSenders goroutines one Send after another; 10 receivers handle.
+func gocloudShape(t *testing.T, concurrent bool) func(*sqs.Client, string, int) time.Duration {
+	return func(client *sqs.Client, url string, n int) time.Duration {
+		ctx := context.Background()
+		start := time.Now()
+		topic := awssnssqs.OpenSQSTopicV2(ctx, client, url, &awssnssqs.TopicOptions{BodyBase64Encoding: awssnssqs.Never})
+		send := func(int) {
+			if err := topic.Send(ctx, &pubsub.Message{Body: shapeBody}); err != nil {
+				t.Error(err)
+			}
+		}
+		if concurrent {
+			concurrently(n, send)
+		} else {
+			for i := 0; i < n; i += shapeBulk {
+				var wg sync.WaitGroup
+				for j := i; j < min(i+shapeBulk, n); j++ {
+					wg.Go(func() { send(j) })
+				}
+				wg.Wait()
+			}
+		}
+		_ = topic.Shutdown(ctx)
+		sub := awssnssqs.OpenSubscriptionV2(ctx, client, url, &awssnssqs.SubscriptionOptions{Raw: true, WaitTime: time.Second})
+		var handled atomic.Int64
+		var took time.Duration
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var rg sync.WaitGroup
+		for range 10 { // as many handlers as courier's Consumer runs by default
+			rg.Go(func() {
+				for {
+					m, err := sub.Receive(rctx)
+					if err != nil {
+						return
+					}
+					m.Ack()
+					if handled.Add(1) == int64(n) {
+						took = time.Since(start)
+						cancel()
+					}
+				}
+			})
+		}
+		rg.Wait()
+		_ = sub.Shutdown(ctx)
+		return took
+	}
+}
+
+// idleLatency returns the median time of one send with nothing else
+// sending: a courier Send of one message, and, for the round trip it is
+// measured against, a SendMessageBatch of one entry.
+func idleLatency(t *testing.T, b *backend.Backend, rounds int) (courierP50, rawP50 time.Duration) {
+	q := b.CreateQueue(t, backend.QueueOptions{})
+	client := sqs.NewFromConfig(b.Config())
+	p, err := patterns.NewProducer(client, q.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var cs, rs []time.Duration
+	for range rounds {
+		start := time.Now()
+		if err := p.Send(ctx, &patterns.Message{Body: shapeBody}); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, time.Since(start))
+		start = time.Now()
+		if _, err := client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.URL),
+			Entries: []types.SendMessageBatchRequestEntry{{Id: aws.String("0"), MessageBody: aws.String(string(shapeBody))}}}); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, time.Since(start))
+	}
+	return median(cs), median(rs)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// TestBenchShapes: the ways a service sends, side by side on the emulator
+// in one run, interleaved over three rounds (medians): the raw SDK batched
+// loop, courier with Sends of 100 messages (bulk) and with 64 goroutines
+// each sending one message per Send (concurrent), and gocloud.dev/pubsub
+// in both shapes. COURIER_BENCH_SHAPE_N sets the messages per run
+// (default 10,000).
+func TestBenchShapes(t *testing.T) {
+	benchEnabled(t)
+	b := backend.Require(t, "localstack")
+	n := 10000
+	if s := os.Getenv("COURIER_BENCH_SHAPE_N"); s != "" {
+		if _, err := fmt.Sscan(s, &n); err != nil || n < 100 {
+			t.Fatalf("COURIER_BENCH_SHAPE_N=%q: want a count of at least 100", s)
+		}
+	}
+	shapes := []struct {
+		name string
+		fn   func(*sqs.Client, string, int) time.Duration
+	}{
+		{"raw", rawShape(t)},
+		{"courier_bulk", courierShape(t, false)},
+		{"courier_concurrent", courierShape(t, true)},
+		{"gocloud_bulk", gocloudShape(t, false)},
+		{"gocloud_concurrent", gocloudShape(t, true)},
+	}
+	runs := map[string][]shapeResult{}
+	for round := range 3 {
+		for _, s := range shapes {
+			r := measureShape(t, b, n, s.fn)
+			t.Logf("round %d %s: %v, %d requests, %v CPU", round, s.name, r.took, r.requests, r.cpu)
+			runs[s.name] = append(runs[s.name], r)
+		}
+	}
+	med := map[string]shapeResult{}
+	for name, rs := range runs {
+		var took, cpu []time.Duration
+		var reqs []time.Duration
+		for _, r := range rs {
+			took, cpu, reqs = append(took, r.took), append(cpu, r.cpu), append(reqs, time.Duration(r.requests))
+		}
+		med[name] = shapeResult{took: median(took), cpu: median(cpu), requests: int(median(reqs))}
+	}
+	raw := med["raw"]
+	for _, s := range shapes {
+		r := med[s.name]
+		fmt.Printf("BENCH e2e_shape_messages_per_second_%s %.0f msg/s\n", s.name, float64(n)/r.took.Seconds())
+		fmt.Printf("BENCH e2e_shape_requests_per_message_%s %.3f req/msg\n", s.name, float64(r.requests)/float64(n))
+		fmt.Printf("BENCH e2e_shape_client_cpu_per_message_%s %.0f us\n", s.name, float64(r.cpu.Microseconds())/float64(n))
+		if s.name != "raw" {
+			fmt.Printf("BENCH e2e_shape_client_cpu_ratio_vs_raw_%s %.2f x\n", s.name, float64(r.cpu)/float64(raw.cpu))
+		}
+	}
+	fmt.Printf("BENCH e2e_concurrent_throughput_ratio_vs_raw %.2f x\n", raw.took.Seconds()/med["courier_concurrent"].took.Seconds())
+	fmt.Printf("BENCH e2e_bulk_throughput_ratio_vs_raw %.2f x\n", raw.took.Seconds()/med["courier_bulk"].took.Seconds())
+	fmt.Printf("BENCH e2e_concurrent_requests_per_message %.3f req/msg\n", float64(med["courier_concurrent"].requests)/float64(n))
+	courierP50, rawP50 := idleLatency(t, b, 101)
+	fmt.Printf("BENCH send_latency_p50_idle_ms %.2f ms\n", float64(courierP50.Microseconds())/1000)
+	fmt.Printf("BENCH send_latency_p50_idle_raw_round_trip_ms %.2f ms\n", float64(rawP50.Microseconds())/1000)
 }
