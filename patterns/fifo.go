@@ -18,10 +18,11 @@ import (
 //     digits, punctuation), checked before any request. A DeduplicationID
 //     is optional when the queue or topic has content-based deduplication;
 //     otherwise SQS refuses the entry and the error says so. Batches keep
-//     each group's order: a group's messages stay in one lane, sent in
-//     order, and after a message of a group fails, the group's later
-//     messages in the same Send are not sent (ErrGroupStopped) so that the
-//     group's order cannot break. A failed entry is resent only when no
+//     each group's order: a group's messages are sent in the order of the
+//     Send calls (concurrent ones share batches), with at most one request
+//     of the group in flight, and after a message of a group fails, the
+//     group's messages waiting behind it, of that Send or another, are not
+//     sent (ErrGroupStopped) so that the group's order cannot break. A failed entry is resent only when no
 //     later entry of its group was accepted in the same request; otherwise
 //     it is reported, with the rest of its group: SendError.Failed lists,
 //     in order, what to resend.
