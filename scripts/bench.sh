@@ -2,6 +2,9 @@
 # make bench: start the emulator (COURIER_BACKEND, default localstack), run
 # the end-to-end benchmarks (COURIER_BENCH=1 tests printing BENCH lines) and
 # the Go micro-benchmarks, and collect the BENCH lines in bench/results.json.
+# perf/TestBenchShapes compares the ways a service sends (raw SDK loop,
+# courier bulk and concurrent one-message Sends, gocloud both ways) on
+# COURIER_BENCH_SHAPE_N messages a run (default 10,000; about 6 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${COURIER_BACKEND:-localstack}
@@ -21,7 +24,7 @@ out=bench/last-run.txt
 say "end-to-end benchmarks on $backend (one run; compare ratios, not absolute numbers)"
 COURIER_BENCH=1 COURIER_BACKEND=$backend go test -count=1 -p 1 -timeout 30m -run '^TestBench' -v ./... | tee "$out.raw" | grep '^BENCH' | tee "$out"
 if [[ -f perf/go.mod ]]; then
-	say "peer comparisons and client cost (perf/)"
+	say "peer comparisons, send shapes and client cost (perf/)"
 	(cd perf && COURIER_BENCH=1 COURIER_BACKEND=$backend go test -count=1 -p 1 -timeout 30m -run '^TestBench' -v ./...) | tee -a "$out.raw" | grep '^BENCH' | tee -a "$out"
 fi
 say "Go micro-benchmarks (client CPU and allocations)"
