@@ -172,22 +172,32 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 			recordSkip(t, name, why)
 		}
 	}
+	// The backends run side by side (each backend still sees one test at
+	// a time): most of a test's time is waiting on one backend's clock,
+	// and make test would otherwise pay the sum.
 	for _, b := range found {
-		var skipped bool
-		ok := t.Run(b.Name, func(t *testing.T) {
-			t.Cleanup(func() { skipped = t.Skipped() })
+		t.Run(b.Name, func(t *testing.T) {
+			if !serial {
+				t.Parallel()
+			}
+			t.Cleanup(func() {
+				result := "pass"
+				switch {
+				case t.Failed():
+					result = "fail"
+				case t.Skipped():
+					result = "skip"
+				}
+				record("conformance.log", fmt.Sprintf("%s\t%s\t%s\n", b.Name, result, t.Name()))
+			})
 			fn(t, b)
 		})
-		result := "pass"
-		switch {
-		case !ok:
-			result = "fail"
-		case skipped:
-			result = "skip"
-		}
-		record("conformance.log", fmt.Sprintf("%s\t%s\t%s\n", b.Name, result, t.Name()))
 	}
 }
+
+// serial (COURIER_SERIAL_BACKENDS=1) runs a test's backends one after the
+// other, for reading a failure's log in order.
+var serial = os.Getenv("COURIER_SERIAL_BACKENDS") == "1"
 
 // record appends a line to .courier/<file>, which make test summarizes.
 func record(file, line string) {

@@ -149,8 +149,11 @@ func (b *Backend) Drain(t testing.TB, url string, wait time.Duration) []types.Me
 	client := b.SQS()
 	ctx := context.Background()
 	var all []types.Message
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
+	// Receive until wait has passed and a receive came back empty: a
+	// loaded emulator may take longer than wait to hand over what it has
+	// (bounded: at most wait plus 30 s).
+	deadline, hardStop := time.Now().Add(wait), time.Now().Add(wait+30*time.Second)
+	for time.Now().Before(hardStop) {
 		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 			MessageAttributeNames:       []string{"All"},
@@ -162,6 +165,9 @@ func (b *Backend) Drain(t testing.TB, url string, wait time.Duration) []types.Me
 		for _, m := range out.Messages {
 			all = append(all, m)
 			_, _ = client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle})
+		}
+		if len(out.Messages) == 0 && !time.Now().Before(deadline) {
+			break
 		}
 	}
 	return all
