@@ -22,8 +22,10 @@ import (
 // Each Send returns when all its messages were accepted or failed, with
 // its own per-message results, or when its context ends: then its messages
 // still waiting are withdrawn (not sent, certainly) and those in a request
-// are reported not sent (their outcome unknown). A request carries on while
-// any of its callers waits, and is cancelled when none does.
+// are reported not sent (their outcome unknown). A request carrying only
+// one Send's messages runs in that Send's goroutine, under its context; a
+// shared one runs in a goroutine of its own, carries on while any of its
+// callers waits, and is cancelled when none does.
 //
 // FIFO: a group's messages are sent in the order they joined the queue,
 // and a group has at most one request in flight, so that requests cannot
@@ -73,7 +75,8 @@ type request struct {
 	entries []*entry
 	ctx     context.Context
 	cancel  context.CancelFunc
-	callers int // distinct calls still waiting on it
+	callers int  // distinct calls still waiting on it
+	inline  bool // runs in its only caller's goroutine, under its context
 }
 
 // coalescer is a batcher's queue and its requests in flight.
@@ -107,9 +110,9 @@ func (b *batcher) sendValid(ctx context.Context, msgs []*Message) error {
 	for i := range c.entries {
 		q.pending = append(q.pending, &c.entries[i])
 	}
-	start := b.dispatch()
+	start := b.dispatch(c)
 	q.mu.Unlock()
-	b.start(start)
+	b.startFrom(c, start)
 
 	select {
 	case <-c.done:
@@ -162,8 +165,9 @@ func (b *batcher) abandon(c *call, err error) {
 }
 
 // dispatch cuts the batches that may go now and marks them in flight; the
-// caller starts them after unlocking. q.mu is held.
-func (b *batcher) dispatch() []*request {
+// caller starts them after unlocking. The first may be for the goroutine
+// of call c's Send to run itself (see startFrom). q.mu is held.
+func (b *batcher) dispatch(c *call) []*request {
 	q := &b.q
 	var out []*request
 	for q.inFlight < b.concurrency && len(q.pending) > 0 {
@@ -175,7 +179,7 @@ func (b *batcher) dispatch() []*request {
 			b.armLinger()
 			break
 		}
-		out = append(out, b.take(batch))
+		out = append(out, b.take(batch, c, len(out) == 0))
 	}
 	return out
 }
@@ -191,7 +195,7 @@ func (b *batcher) flushLinger() {
 		if len(batch) == 0 {
 			break
 		}
-		out = append(out, b.take(batch))
+		out = append(out, b.take(batch, nil, false))
 	}
 	q.mu.Unlock()
 	b.start(out)
@@ -233,8 +237,12 @@ func (b *batcher) cut() (batch []int, full bool) {
 }
 
 // take removes the entries at positions idx (ascending) from the queue and
-// puts them in a request in flight. q.mu is held.
-func (b *batcher) take(idx []int) *request {
+// puts them in a request in flight. It runs in c's goroutine, under c's
+// context, when c may take one (first) and every entry is c's; otherwise
+// in a goroutine of its own, which outlives no caller: it keeps the first
+// one's values (trace context), and is cancelled when every caller has
+// gone. q.mu is held.
+func (b *batcher) take(idx []int, c *call, first bool) *request {
 	q := &b.q
 	r := &request{entries: make([]*entry, len(idx))}
 	for k, i := range idx {
@@ -268,36 +276,66 @@ func (b *batcher) take(idx []int) *request {
 		clear(q.pending[len(kept):])
 		q.pending = kept
 	}
-	// The request outlives no caller: it keeps the first one's values
-	// (trace context), and is cancelled when every caller has gone.
-	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(r.entries[0].c.ctx))
 	q.inFlight++
+	if first && c != nil && r.callers == 1 && r.entries[0].c == c {
+		r.inline, r.ctx, r.cancel = true, c.ctx, noCancel
+	} else {
+		r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(r.entries[0].c.ctx))
+	}
 	return r
 }
 
+func noCancel() {}
+
+// startFrom starts rs for the Send of call c. A request carrying only c's
+// messages runs in c's own goroutine under its context, as a Send did
+// before sharing batches: no goroutine to start, and c's context ends it
+// (the SDK returns when it ends). The others run in goroutines of their
+// own.
+func (b *batcher) startFrom(c *call, rs []*request) {
+	for len(rs) > 0 && rs[0].inline {
+		b.start(rs[1:])
+		rs = b.sendRequest(rs[0], c)
+	}
+	b.start(rs)
+}
+
+// start runs each of rs in a goroutine.
 func (b *batcher) start(rs []*request) {
 	for _, r := range rs {
 		go b.run(r)
 	}
 }
 
-// run sends r, reports its outcome, and sends the next batch that may go
-// now in the same goroutine (an SDK call runs deep; a fresh goroutine's
-// stack grows again on each).
+// run sends r and then, in the same goroutine, the next batch that may go
+// (an SDK call runs deep; a fresh goroutine's stack grows again on each).
 func (b *batcher) run(r *request) {
 	for r != nil {
-		b.sendBatch(r.ctx, r.entries)
-		r.cancel()
-		b.q.mu.Lock()
-		b.finish(r)
-		next := b.dispatch()
-		b.q.mu.Unlock()
+		next := b.sendRequest(r, nil)
 		r = nil
 		if len(next) > 0 {
 			r = next[0]
 			b.start(next[1:])
 		}
 	}
+}
+
+// sendRequest sends r, reports its outcome, and returns the batches that
+// may go now (the first for c to run itself, when it may).
+func (b *batcher) sendRequest(r *request, c *call) []*request {
+	b.sendBatch(r.ctx, r.entries)
+	r.cancel()
+	b.q.mu.Lock()
+	b.finish(r)
+	if c != nil && c.left > 0 && c.ctx.Err() != nil {
+		// c's context ended while it sent: its messages still waiting
+		// are withdrawn, not sent under a dead context.
+		b.abandon(c, c.ctx.Err())
+		c = nil
+	}
+	next := b.dispatch(c)
+	b.q.mu.Unlock()
+	return next
 }
 
 // finish hands r's outcome to the calls waiting on it. FIFO: a group with

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -318,4 +319,58 @@ func TestFIFOConcurrentSendsKeepGroupOrder(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A Send whose context ends while it sends its first batch itself sends
+// no more: the rest of its messages are withdrawn, certainly not sent, so
+// a claim check removes their objects at once; the objects of the
+// messages in the request, whose outcome is unknown, stay.
+func TestSendStopsWhenItsContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := memaws.New()
+		url, stored := coalesceQueue(t, mem, "jobs")
+		bg := context.Background()
+		if _, err := mem.S3().CreateBucket(bg, &s3.CreateBucketInput{Bucket: aws.String("claims")}); err != nil {
+			t.Fatal(err)
+		}
+		cc, err := patterns.NewClaimCheck(mem.S3(), "claims", func(o *patterns.ClaimCheckOptions) { o.Always = true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var requests atomic.Int32
+		p, err := patterns.NewProducer(mem.SQS(memaws.WithFaults(countCalls("SendMessageBatch", &requests, delay(10*time.Second)))), url,
+			func(o *patterns.ProducerOptions) { o.Concurrency, o.ClaimCheck = 1, cc })
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := make([]*patterns.Message, 25)
+		for i := range msgs {
+			msgs[i] = &patterns.Message{Body: []byte(fmt.Sprint("m", i))}
+		}
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		defer cancel()
+		start := time.Now()
+		err = p.Send(ctx, msgs...)
+		if took := time.Since(start); took != time.Second {
+			t.Errorf("Send returned after %v, want 1s (its deadline)", took)
+		}
+		var se *patterns.SendError
+		if !errors.As(err, &se) || len(se.Failed) != len(msgs) {
+			t.Fatalf("Send: %v, want all %d reported not sent", err, len(msgs))
+		}
+		time.Sleep(time.Minute)
+		if n := requests.Load(); n != 1 {
+			t.Errorf("%d requests, want 1 (none after the context ended)", n)
+		}
+		if got := stored(); len(got) != 0 {
+			t.Errorf("stored %v", got)
+		}
+		objs, err := mem.S3().ListObjectsV2(bg, &s3.ListObjectsV2Input{Bucket: aws.String("claims")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(objs.Contents); n != 10 {
+			t.Errorf("%d objects left, want 10 (those of the request in flight; the 15 withdrawn removed)", n)
+		}
+	})
 }
