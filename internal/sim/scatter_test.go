@@ -133,10 +133,12 @@ func (scatterScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	}
 	wg.Wait()
 	mu.Lock()
-	for cid, k := range processed {
-		if k > 1 {
-			violate("aggregate %s processed %d times", cid, k)
-		}
+	// Completion is once per aggregate; processing is at least once (a
+	// crash or a lost delete between the processor and MarkProcessed runs
+	// it again: IdempotentProcessor dedups), so a second run is counted,
+	// not a violation.
+	for _, k := range processed {
+		cnt.Duplicates += k - 1
 	}
 	mu.Unlock()
 	return cnt, violations
