@@ -492,6 +492,7 @@ func courierShape(t *testing.T, concurrent bool) func(*sqs.Client, string, int) 
 				}
 			}
 		}
+		t.Logf("courier sent %d (concurrent %v) in %v", n, concurrent, time.Since(start))
 		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet()})
 		if err != nil {
 			t.Fatal(err)
