@@ -44,13 +44,8 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 	if _, err := admin3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		return check.Counts{}, []string{"set-up: " + err.Error()}
 	}
-	var violations []string
-	var vmu sync.Mutex
-	violate := func(format string, a ...any) {
-		vmu.Lock()
-		violations = append(violations, fmt.Sprintf(format, a...))
-		vmu.Unlock()
-	}
+	var found findings
+	violate := found.add
 	// uploaded maps each object's "bucket/key" to the message key its
 	// payload carries, as the uploads reach S3 (also those of Sends that
 	// were reported failed).
@@ -157,7 +152,11 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 				objects[m.Offloaded.Key] = key
 			}
 		}
-		ck.SendResult(keyed, remapSendError(err, msgs, keyed))
+		to := map[*patterns.Message]*patterns.Message{}
+		for k, m := range msgs {
+			to[m] = keyed[k]
+		}
+		ck.SendResult(keyed, mapSendError(err, to))
 	}
 	w.quiet.Store(true)
 	for deadline := time.Now().Add(4 * time.Hour); time.Now().Before(deadline) && !ck.AllHandled(); {
@@ -220,29 +219,5 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 		}
 	}
 	emu.Unlock()
-	return n, append(violations, vs...)
-}
-
-// remapSendError maps a Send error on msgs to the same error on keyed
-// (index for index).
-func remapSendError(err error, msgs, keyed []*patterns.Message) error {
-	if err == nil {
-		return nil
-	}
-	var se *patterns.SendError
-	if !errors.As(err, &se) {
-		return err
-	}
-	idx := map[*patterns.Message]int{}
-	for i, m := range msgs {
-		idx[m] = i
-	}
-	out := &patterns.SendError{Op: se.Op, Resource: se.Resource}
-	for _, f := range se.Failed {
-		if i, ok := idx[f.Message]; ok {
-			f.Message = keyed[i]
-			out.Failed = append(out.Failed, f)
-		}
-	}
-	return out
+	return n, append(found.all(), vs...)
 }

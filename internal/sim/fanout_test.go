@@ -3,9 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,13 +44,8 @@ func (fanOutScenario) run(ctx context.Context, seed uint64) (check.Counts, []str
 		return check.Counts{}, []string{"set-up: " + err.Error()}
 	}
 	topicARN := aws.ToString(topic.TopicArn)
-	var violations []string
-	var vmu sync.Mutex
-	violate := func(format string, a ...any) {
-		vmu.Lock()
-		violations = append(violations, fmt.Sprintf(format, a...))
-		vmu.Unlock()
-	}
+	var found findings
+	violate := found.add
 
 	type queue struct {
 		sub  subscriber
@@ -126,7 +119,7 @@ func (fanOutScenario) run(ctx context.Context, seed uint64) (check.Counts, []str
 					mine = append(mine, m)
 				}
 			}
-			q.ck.SendResult(mine, filterSendError(err, mine))
+			q.ck.SendResult(mine, mapSendError(err, identity(mine)))
 		}
 	}
 	w.quiet.Store(true)
@@ -157,32 +150,5 @@ func (fanOutScenario) run(ctx context.Context, seed uint64) (check.Counts, []str
 		total3.Indeterminate += n.Indeterminate
 		total3.Dead += n.Dead
 	}
-	return total3, violations
-}
-
-// filterSendError narrows a Publish error to the messages of one queue:
-// a *patterns.SendError keeps only their entries; any other error stands
-// for all.
-func filterSendError(err error, mine []*patterns.Message) error {
-	if err == nil {
-		return nil
-	}
-	var se *patterns.SendError
-	if !errors.As(err, &se) {
-		return err
-	}
-	in := map[*patterns.Message]bool{}
-	for _, m := range mine {
-		in[m] = true
-	}
-	out := &patterns.SendError{Op: se.Op, Resource: se.Resource}
-	for _, f := range se.Failed {
-		if in[f.Message] {
-			out.Failed = append(out.Failed, f)
-		}
-	}
-	if len(out.Failed) == 0 {
-		return nil
-	}
-	return out
+	return total3, found.all()
 }

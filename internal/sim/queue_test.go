@@ -137,13 +137,8 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 		return check.Counts{}, []string{"set-up: " + err.Error()}
 	}
 	ck := check.New()
-	var violations []string
-	var vmu sync.Mutex
-	violate := func(format string, a ...any) {
-		vmu.Lock()
-		violations = append(violations, fmt.Sprintf(format, a...))
-		vmu.Unlock()
-	}
+	var found findings
+	violate := found.add
 
 	// Shape.
 	consumers := 1
@@ -334,20 +329,51 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 		for _, u := range []string{url, dlq} {
 			a, err := w.admin.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(u), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
 			if err == nil {
-				violations = append(violations, fmt.Sprintf("state of %s: visible=%s in-flight=%s delayed=%s", u,
-					a.Attributes["ApproximateNumberOfMessages"], a.Attributes["ApproximateNumberOfMessagesNotVisible"], a.Attributes["ApproximateNumberOfMessagesDelayed"]))
+				found.add("state of %s: visible=%s in-flight=%s delayed=%s", u,
+					a.Attributes["ApproximateNumberOfMessages"], a.Attributes["ApproximateNumberOfMessagesNotVisible"], a.Attributes["ApproximateNumberOfMessagesDelayed"])
 			}
 			if os.Getenv("COURIER_SIM_DEBUG") != "" {
 				out, err := w.admin.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(u), MaxNumberOfMessages: 10, MessageSystemAttributeNames: []types.MessageSystemAttributeName{"All"}})
 				if err != nil {
-					violations = append(violations, "debug receive: "+err.Error())
+					found.add("debug receive: %v", err)
 				} else {
 					for _, m := range out.Messages {
-						violations = append(violations, fmt.Sprintf("debug: %s %v", aws.ToString(m.Body), m.Attributes))
+						found.add("debug: %s %v", aws.ToString(m.Body), m.Attributes)
 					}
 				}
 			}
 		}
 	}
-	return n, append(violations, vs...)
+	return n, append(found.all(), vs...)
+}
+
+// mapSendError rewrites a Send error for another set of messages: a
+// *patterns.SendError keeps the entries of the messages to maps, each
+// named by what it maps to (nil when none is left); any other error
+// stands for all.
+func mapSendError(err error, to map[*patterns.Message]*patterns.Message) error {
+	var se *patterns.SendError
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	out := &patterns.SendError{Op: se.Op, Resource: se.Resource}
+	for _, f := range se.Failed {
+		if m, ok := to[f.Message]; ok {
+			f.Message = m
+			out.Failed = append(out.Failed, f)
+		}
+	}
+	if len(out.Failed) == 0 {
+		return nil
+	}
+	return out
+}
+
+// identity maps each message to itself.
+func identity(msgs []*patterns.Message) map[*patterns.Message]*patterns.Message {
+	to := make(map[*patterns.Message]*patterns.Message, len(msgs))
+	for _, m := range msgs {
+		to[m] = m
+	}
+	return to
 }

@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,13 +29,8 @@ func (reqRespScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	if err != nil {
 		return check.Counts{}, []string{"set-up: " + err.Error()}
 	}
-	var violations []string
-	var vmu sync.Mutex
-	violate := func(format string, a ...any) {
-		vmu.Lock()
-		violations = append(violations, fmt.Sprintf(format, a...))
-		vmu.Unlock()
-	}
+	var found findings
+	violate := found.add
 
 	respClient, _ := w.client("responder", attempts)
 	resp, err := patterns.NewResponder(respClient, patterns.ResponderConfig{
@@ -119,5 +113,5 @@ func (reqRespScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 		violate("%d of %d calls timed out on a backend without faults", n.Lost, calls)
 	}
 	n.Lost = 0
-	return n, violations
+	return n, found.all()
 }

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,13 +24,8 @@ func (scatterScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	prof.Hang = 0 // a hung Send is bounded by Gather's context; covered by request-response
 	w := newWorld(seed, prof)
 	attempts := 1 + r.IntN(3)
-	var violations []string
-	var vmu sync.Mutex
-	violate := func(format string, a ...any) {
-		vmu.Lock()
-		violations = append(violations, fmt.Sprintf(format, a...))
-		vmu.Unlock()
-	}
+	var found findings
+	violate := found.add
 	responses, _, err := w.queue(ctx, "responses", false, 30*time.Second, 5)
 	if err != nil {
 		return check.Counts{}, []string{"set-up: " + err.Error()}
@@ -141,5 +135,5 @@ func (scatterScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 		cnt.Duplicates += k - 1
 	}
 	mu.Unlock()
-	return cnt, violations
+	return cnt, found.all()
 }

@@ -203,3 +203,21 @@ type Violation struct {
 func (v Violation) String() string {
 	return fmt.Sprintf("seed=%d %s: %s (replay: COURIER_SIM_SEED=%d)", v.Seed, v.Scenario, v.What, v.Seed)
 }
+
+// findings collects one scenario's broken promises, from any goroutine.
+type findings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (f *findings) add(format string, a ...any) {
+	f.mu.Lock()
+	f.list = append(f.list, fmt.Sprintf(format, a...))
+	f.mu.Unlock()
+}
+
+func (f *findings) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.list...)
+}
