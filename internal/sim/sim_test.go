@@ -31,6 +31,7 @@ var kinds = []struct {
 	{"fan-out", fanOutScenario{}},
 	{"claim-check", claimScenario{}},
 	{"scatter-gather", scatterScenario{}},
+	{"heartbeat", heartbeatScenario{}},
 }
 
 func kindOf(seed uint64) (string, scenario) {
