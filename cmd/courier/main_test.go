@@ -128,9 +128,21 @@ func TestSendPeekStats(t *testing.T) {
 		if sent["messageId"] == "" {
 			t.Fatalf("send: %v", sent)
 		}
-		peeked := decode[[]peekedJSON](t, courier(t, cfg, "", "peek", "-json", q.URL))
+		// moto sometimes answers a receive with HTTP 500 after it took the
+		// message (its MD5 of attributes fails under load); the SDK's retry
+		// then finds the queue empty and the message stays in flight for
+		// the hold. A short hold and a second peek see it again.
+		peeked := decode[[]peekedJSON](t, courier(t, cfg, "", "peek", "-json", "-hold", "2s", q.URL))
+		if len(peeked) == 0 {
+			time.Sleep(3 * time.Second)
+			peeked = decode[[]peekedJSON](t, courier(t, cfg, "", "peek", "-json", "-hold", "2s", q.URL))
+		}
+		wantCount := 1
+		if len(peeked) == 1 && peeked[0].ReceiveCount == 2 {
+			wantCount = 2 // the lost receive counted too
+		}
 		if len(peeked) != 1 || peeked[0].ID != sent["messageId"] || peeked[0].Body != `{"hello":"world"}` ||
-			peeked[0].Attributes["color"] != "red" || peeked[0].Attributes["size"] != "3" || peeked[0].ReceiveCount != 1 {
+			peeked[0].Attributes["color"] != "red" || peeked[0].Attributes["size"] != "3" || peeked[0].ReceiveCount != wantCount {
 			t.Errorf("peek: %+v", peeked)
 		}
 		r := courier(t, cfg, "", "peek", q.URL)
