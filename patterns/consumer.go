@@ -530,17 +530,11 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			// run, which came back with it) to SQS.
 			cancel(ErrLeaseLost)
 			c.stats.leaseLost.Add(1)
-			rest := r.msgs[i:]
-			if r.group == "" {
-				rest = r.msgs[i : i+1]
-			}
-			for _, f := range rest {
-				tr.finish(f, nil)
-			}
-			slots.release(len(rest))
 			if r.group != "" {
+				c.leave(r.msgs[i:], tr, slots)
 				return
 			}
+			c.leave(r.msgs[i:i+1], tr, slots)
 			continue
 		}
 		err := f.parseErr
@@ -550,56 +544,53 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 		if err == nil {
 			err = c.traced(mctx, h, f.msg)
 		}
-		lost := tr.stop(f)
+		// lost: on FIFO, its visibility ended while the handler ran. A
+		// handled message is still deleted (its receipt handle may have
+		// gone stale); nothing else is decided for it: the group may be
+		// another consumer's now.
+		lost := tr.stop(f) && r.group != ""
 		cancel(nil)
-		if lost && r.group != "" {
-			// The group may be someone else's now: what this run still
-			// holds comes back to them, in order. A handled message is
-			// still deleted (its receipt handle may have gone stale).
+		if lost {
 			c.stats.leaseLost.Add(1)
-			rest := r.msgs[i+1:]
-			if err == nil {
-				c.stats.handled.Add(1)
-				tr.finish(f, func() { a.delete(f.msg.ReceiptHandle, nil) })
-			} else {
-				c.stats.failed.Add(1)
-				tr.finish(f, nil)
-			}
-			for _, f := range rest {
-				tr.finish(f, nil)
-			}
-			slots.release(1 + len(rest))
-			return
 		}
 		if err == nil {
 			c.stats.handled.Add(1)
 			var after func(context.Context)
-			if cc, m := c.cfg.ClaimCheck, f.msg; cc != nil && m.Offloaded != nil {
+			if cc, m := c.cfg.ClaimCheck, f.msg; !lost && cc != nil && m.Offloaded != nil {
 				after = func(ctx context.Context) { cc.afterDelete(ctx, m) }
 			}
 			tr.finish(f, func() { a.delete(f.msg.ReceiptHandle, after) })
 			slots.release(1)
-			continue
-		}
-		c.stats.failed.Add(1)
-		var decide func()
-		if c.cfg.Backoff != nil {
-			secs := visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount))
-			decide = func() { a.setVisibility(f.msg.ReceiptHandle, secs) }
-		}
-		tr.finish(f, decide)
-		slots.release(1)
-		c.cfg.Logger.Warn("courier: handler failed; the message will be delivered again",
-			"queue", c.queue.URL, "message_id", f.msg.ID, "receive_count", f.msg.ReceiveCount, "err", err)
-		if r.group != "" {
-			rest := r.msgs[i+1:]
-			for _, f := range rest {
-				tr.finish(f, nil)
+		} else {
+			c.stats.failed.Add(1)
+			var decide func()
+			if c.cfg.Backoff != nil && !lost {
+				secs := visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount))
+				decide = func() { a.setVisibility(f.msg.ReceiptHandle, secs) }
 			}
-			slots.release(len(rest))
+			tr.finish(f, decide)
+			slots.release(1)
+			if !lost {
+				c.cfg.Logger.Warn("courier: handler failed; the message will be delivered again",
+					"queue", c.queue.URL, "message_id", f.msg.ID, "receive_count", f.msg.ReceiveCount, "err", err)
+			}
+		}
+		// FIFO: after a failure, or when the group may be someone else's
+		// now, what this run still holds comes back, in order, behind it.
+		if r.group != "" && (err != nil || lost) {
+			c.leave(r.msgs[i+1:], tr, slots)
 			return
 		}
 	}
+}
+
+// leave takes fs out of flight with no decision: SQS gives them back after
+// their visibility timeout, to whoever receives next.
+func (c *Consumer) leave(fs []*inflight, tr *tracker, slots *slots) {
+	for _, f := range fs {
+		tr.finish(f, nil)
+	}
+	slots.release(len(fs))
 }
 
 // traced runs h through call, in the Tracer's span when there is one.
