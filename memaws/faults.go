@@ -41,10 +41,6 @@ type Fault struct {
 	Duplicate bool
 }
 
-func (f Fault) zero() bool {
-	return f.Delay == 0 && !f.Hang && f.Err == nil && len(f.FailEntries) == 0 && !f.LoseResponse && !f.Duplicate
-}
-
 // merge combines two faults for one call: both delays add, any hang,
 // duplicate or lost response holds, the first error and entry failures win.
 func (f Fault) merge(g Fault) Fault {

@@ -66,20 +66,6 @@ func (c *Checker) SendResult(msgs []*patterns.Message, err error) {
 	}
 }
 
-// Sent records one message reported sent.
-func (c *Checker) Sent(body string) {
-	c.mu.Lock()
-	c.sent[body] = true
-	c.mu.Unlock()
-}
-
-// Maybe records one message whose send failed (it may have been stored).
-func (c *Checker) Maybe(body string) {
-	c.mu.Lock()
-	c.maybe[body] = true
-	c.mu.Unlock()
-}
-
 // Handle records that a handler saw body.
 func (c *Checker) Handle(body string) {
 	c.mu.Lock()
