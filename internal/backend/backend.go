@@ -174,10 +174,11 @@ func Each(t *testing.T, fn func(t *testing.T, b *Backend)) {
 	}
 	// The backends run side by side (each backend still sees one test at
 	// a time): most of a test's time is waiting on one backend's clock,
-	// and make test would otherwise pay the sum.
+	// and make test would otherwise pay the sum. One that slows down under
+	// load (SharesMachineWell false: moto) runs alone first.
 	for _, b := range found {
 		t.Run(b.Name, func(t *testing.T) {
-			if !serial {
+			if !serial && b.Caps.SharesMachineWell {
 				t.Parallel()
 			}
 			t.Cleanup(func() {

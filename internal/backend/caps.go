@@ -25,6 +25,11 @@ type Capabilities struct {
 	// DeepQueues: receiving stays fast with thousands of messages queued
 	// (moto's receive cost grows with queue depth).
 	DeepQueues bool
+	// SharesMachineWell: the backend keeps its pace while another backend's
+	// subtest runs beside it. moto slows down under load until tests time
+	// out (TestConcurrentPollers, TestCompetingConsumers on a clean 2-core
+	// run), so its subtests run alone, before the others run side by side.
+	SharesMachineWell bool
 	// DynamoDB: the backend serves DynamoDB.
 	DynamoDB bool
 	// SignsHTTPNotifications: SNS signs what it POSTs to HTTP subscribers,
@@ -79,6 +84,7 @@ func capsFor(name string) Capabilities {
 			AttributesCountInSize:               true,
 			FIFOTopicToQueueWithoutContentDedup: true,
 			DeepQueues:                          true,
+			SharesMachineWell:                   true,
 			DynamoDB:                            true,
 			SignsHTTPNotifications:              true,
 			HTTPNotificationAttributes:          true,
