@@ -33,9 +33,13 @@ func TestOrderHandler(t *testing.T) {
 			return memaws.Fault{}
 		})
 		c, _ := patterns.NewConsumer(mem.SQS(memaws.WithFaults(throttled)), patterns.ConsumerConfig{QueueURL: *q.QueueUrl})
-		go c.Run(ctx, orderHandler)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx, orderHandler) }()
 		time.Sleep(time.Minute) // no real time passes
 		cancel()
+		if err := <-done; err != nil { // Run finishes its graceful shutdown
+			t.Fatal(err)
+		}
 		if left := mem.Messages(*q.QueueUrl); len(left) != 0 {
 			t.Errorf("not handled: %+v", left)
 		}
