@@ -118,6 +118,7 @@ type batcher struct {
 	send         batchSendFunc
 	claim        *ClaimCheck // offloads large bodies, when set
 	tracer       Tracer
+	metrics      Metrics
 
 	q coalescer
 }
@@ -127,6 +128,10 @@ func (b *batcher) sendAll(ctx context.Context, msgs []*Message) (err error) {
 		var end func(error)
 		ctx, end = b.tracer.StartSend(ctx, b.resource, msgs)
 		defer func() { end(err) }()
+	}
+	if b.metrics != nil {
+		start := time.Now()
+		defer func() { recordSend(ctx, b.metrics, b.resource, len(msgs), start, err) }()
 	}
 	if b.claim != nil {
 		return b.claim.sendThrough(ctx, b, msgs)

@@ -39,7 +39,10 @@ type ProducerOptions struct {
 	// Tracer, when set, traces each Send and carries the trace context in
 	// the messages (patterns/oteltrace).
 	Tracer Tracer
-	Logger *slog.Logger
+	// Metrics, when set, counts and times each Send: messages sent and
+	// not sent, by error (patterns/otelmetric).
+	Metrics Metrics
+	Logger  *slog.Logger
 }
 
 // Producer sends messages to one SQS queue in batches
@@ -76,7 +79,7 @@ func NewProducer(client SQSSendAPI, queueURL string, optFns ...func(*ProducerOpt
 		maxMessage: o.MaxMessageBytes, maxBatch: MaxSQSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: q.FIFO(), validate: p.validate, send: p.sendBatch,
-		claim: o.ClaimCheck, tracer: o.Tracer,
+		claim: o.ClaimCheck, tracer: o.Tracer, metrics: o.Metrics,
 	}
 	return p, nil
 }

@@ -53,6 +53,9 @@ type PublisherOptions struct {
 	// Tracer, when set, traces each Publish and carries the trace context
 	// in the messages (patterns/oteltrace).
 	Tracer Tracer
+	// Metrics, when set, counts and times each Publish: messages published
+	// and not, by error (patterns/otelmetric).
+	Metrics Metrics
 }
 
 // Publisher publishes messages to one SNS topic in batches (PublishBatch:
@@ -85,7 +88,7 @@ func NewPublisher(client SNSPublishAPI, topicARN string, optFns ...func(*Publish
 		maxMessage: MaxSNSMessageBytes, maxBatch: MaxSNSMessageBytes,
 		concurrency: o.Concurrency, retries: o.EntryRetries, backoff: o.RetryBackoff,
 		fifo: t.FIFO(), validate: p.validate, send: p.publishBatch,
-		claim: o.ClaimCheck, tracer: o.Tracer,
+		claim: o.ClaimCheck, tracer: o.Tracer, metrics: o.Metrics,
 	}
 	return p, nil
 }
