@@ -77,7 +77,11 @@ type Options struct {
 	// Tracer runs each record's handler in a span that continues the
 	// trace the message carries (patterns/oteltrace).
 	Tracer patterns.Tracer
-	Logger *slog.Logger
+	// Metrics counts the records delivered, handled, failed and (SQS)
+	// deleted, times each record's handling, and counts the records in
+	// flight (patterns/otelmetric).
+	Metrics patterns.Metrics
+	Logger  *slog.Logger
 }
 
 // WithLogger sets Options.Logger.
@@ -114,6 +118,11 @@ func SQSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		b := &batch{h: h, o: o, records: ev.Records, failed: make([]bool, len(ev.Records)), handlerFailed: make([]bool, len(ev.Records))}
 		b.o.DeadlineMargin = margin(ctx, o.DeadlineMargin)
+		var sources []sourceCount
+		if o.Metrics != nil {
+			sources = sqsSources(ev.Records)
+			delivered(ctx, o.Metrics, sources)
+		}
 		switch {
 		case !isFIFO(ev.Records):
 			b.concurrently(ctx, singles(len(ev.Records)))
@@ -124,6 +133,9 @@ func SQSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Conte
 		}
 		if o.Backoff != nil && o.SQS != nil {
 			b.backoff(ctx, urls)
+		}
+		if o.Metrics != nil {
+			b.acknowledged(ctx, sources)
 		}
 		return b.response(), nil
 	}
@@ -225,6 +237,10 @@ func (b *batch) cannotStart(ctx context.Context) string {
 }
 
 func (b *batch) handle(ctx context.Context, rec events.SQSMessage) (err error) {
+	if mx := b.o.Metrics; mx != nil {
+		start := time.Now()
+		defer func() { mx.Processed(ctx, QueueURL(rec.EventSourceARN), time.Since(start), err) }()
+	}
 	m, err := patterns.DecodeSQSMessage(Record(rec), b.o.Raw)
 	if err != nil {
 		return err
@@ -342,14 +358,24 @@ func QueueURL(arn string) string {
 func SNSHandler(h patterns.Handler, optFns ...func(*Options)) func(context.Context, events.SNSEvent) error {
 	o := options(optFns)
 	return func(ctx context.Context, ev events.SNSEvent) error {
+		var sources []sourceCount
+		if o.Metrics != nil {
+			sources = snsSources(ev.Records)
+			delivered(ctx, o.Metrics, sources)
+			defer done(ctx, o.Metrics, sources)
+		}
 		var errs []string
 		for _, rec := range ev.Records {
+			start := metricsStart(o.Metrics)
 			m, err := snsMessage(rec.SNS)
 			if err == nil && o.ClaimCheck != nil {
 				err = o.ClaimCheck.Resolve(ctx, m)
 			}
 			if err == nil {
 				err = tracedCall(ctx, o.Tracer, h, m)
+			}
+			if o.Metrics != nil {
+				o.Metrics.Processed(ctx, rec.SNS.TopicArn, time.Since(start), err)
 			}
 			if err != nil {
 				o.Logger.Warn("courier: SNS record failed", "message_id", rec.SNS.MessageID, "topic", rec.SNS.TopicArn, "err", err)
