@@ -41,6 +41,7 @@ for b in $backends; do
 		say "BACKEND ABSENT: $b could not be started; its tests will be skipped"
 	fi
 done
+bash scripts/peers.sh # .venv-peers: the Python peers of the interop tests (interop/)
 
 say "unit and integration tests (-race) on: ${up[*]:-no backend}"
 # One process per package; backends run as subtests of each integration test.
