@@ -147,7 +147,8 @@ func subscribe(t *testing.T, b *backend.Backend, topic string, raw bool) string 
 // The Python SNS Extended Client publishes a 300 KiB body with 9
 // attributes to a topic; courier Consumers of two subscribed queues, one
 // with raw delivery and one with SNS's envelope, get the body and exactly
-// the 9 attributes. The shared object stays.
+// the 9 attributes from the Python client's bucket, which their ClaimCheck
+// names in ReadBuckets. The shared object stays.
 func TestPythonSNSExtendedClientToCourier(t *testing.T) {
 	needPeers(t)
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
@@ -162,7 +163,8 @@ func TestPythonSNSExtendedClientToCourier(t *testing.T) {
 		}
 		runPeer(t, b, extendedJob{Body: body, Attributes: toJSONAttrs(attrs)}, &sent, "extended.py", "sns-publish", topic, bucket)
 
-		cc, err := patterns.NewClaimCheck(b.S3(), bucket)
+		// courier's own bucket, reading the Python sender's (ReadBuckets).
+		cc, err := patterns.NewClaimCheck(b.S3(), b.CreateBucket(t), func(o *patterns.ClaimCheckOptions) { o.ReadBuckets = []string{bucket} })
 		if err != nil {
 			t.Fatal(err)
 		}

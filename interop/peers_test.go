@@ -108,8 +108,15 @@ func startPeer(t *testing.T, b *backend.Backend, in any, script string, args ...
 		cancel()
 		t.Fatalf("start %s: %v", p.name, err)
 	}
-	t.Cleanup(func() { _ = p.finish() })
+	t.Cleanup(func() { _ = p.stop() })
 	return p
+}
+
+// stop ends the program if it still runs and returns its stderr.
+func (p *peer) stop() string {
+	p.cancel()
+	_ = p.finish()
+	return p.stderr.String()
 }
 
 func (p *peer) finish() error {

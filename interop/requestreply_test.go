@@ -142,7 +142,7 @@ func TestCourierRequesterPythonResponder(t *testing.T) {
 		req.SetHeader("tenant", tenant)
 		reply, err := r.Request(ctx, q.URL, req)
 		if err != nil {
-			t.Fatalf("request to the Python responder: %v\nresponder stderr:\n%s", err, py.stderr.String())
+			t.Fatalf("request to the Python responder: %v\nresponder stderr:\n%s", err, py.stop())
 		}
 		if string(reply.Body) != "py:hello" || reply.Attr("answered-by") != "python" {
 			t.Errorf("reply %q with attributes %v, want py:hello with answered-by=python", reply.Body, reply.Attributes)
