@@ -28,7 +28,8 @@ const (
 	// slow: a step that takes longer is logged (an emulator under load).
 	slow = 5 * time.Second
 	// tp is the W3C traceparent the request-response tests carry.
-	tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tp  = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tp2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 )
 
 // errText is an error text with what form encoding must carry: spaces,

@@ -31,8 +31,9 @@ type pyResult struct {
 // Responder: a reply, and an error reply when the handler returns an
 // error. The replies carry the request's cid and no ra; the error reply's
 // error key and body are the handler's error text; the reply carries the
-// request's traceparent and the application's header reaches the handler.
-// A request without a cid gets an error reply without one.
+// request's traceparent (sent as the traceparent attribute, or as tp in
+// courier) and the application's header reaches the handler. A request
+// with v=1 is courier's; one without a cid gets an error reply without one.
 func TestPythonRequesterCourierResponder(t *testing.T) {
 	needPeers(t)
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
@@ -60,8 +61,11 @@ func TestPythonRequesterCourierResponder(t *testing.T) {
 			"queue_url": q.URL,
 			"timeout":   peerWait,
 			"requests": []map[string]any{
-				{"body": "hello", "headers": map[string]string{"tenant": tenant}, "traceparent": tp},
-				{"body": "fail:" + errText},
+				// v=1 written, which courier omits: a reader accepts it.
+				{"body": "hello", "headers": map[string]string{"tenant": tenant, "v": "1"}, "traceparent": tp},
+				// The traceparent as tp in courier, where it goes when the
+				// attributes leave no room for its own.
+				{"body": "fail:" + errText, "headers": map[string]string{"tp": tp2}},
 				{"body": "no cid", "no_cid": true},
 			},
 		}
@@ -100,6 +104,10 @@ func TestPythonRequesterCourierResponder(t *testing.T) {
 		if failed.Reply.Body != errText {
 			t.Errorf("error reply body %q, want the error text %q", failed.Reply.Body, errText)
 		}
+		if failed.Reply.TraceParent == nil || *failed.Reply.TraceParent != tp2 {
+			t.Errorf("error reply traceparent %v, want %s, the request's (sent as tp in courier); attributes %v",
+				failed.Reply.TraceParent, tp2, failed.Reply.Attributes)
+		}
 		// "whose ra is allowed but that has no cid, answers it with an error
 		// reply (without a cid)".
 		if noCID.Reply.Header["error"] == "" || noCID.Reply.Body != noCID.Reply.Header["error"] {
@@ -118,7 +126,8 @@ type pyRequest struct {
 }
 
 // A courier Requester calls a Python responder (boto3, written from
-// docs/wire.md): its reply, with the responder's attribute and the
+// docs/wire.md, its header keys out of order with cid repeated): its
+// reply, with the responder's attribute and the
 // request's traceparent, and its error reply, which the Requester returns
 // as a *RemoteError with the error text. The responder saw courier's cid,
 // ra (the Requester's reply queue), the application's header and the

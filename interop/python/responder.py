@@ -9,6 +9,10 @@ gets an error reply whose error text is TEXT; any other body B gets the
 reply "py:B" with the attribute answered-by=python. A reply carries the
 request's traceparent. Prints JSON on stdout, one entry per request
 answered: {"cid", "ra", "header", "body", "traceparent"}.
+
+Its replies' `courier` attribute is written in an order courier does not
+write, keys in reverse, with `cid` repeated (a bogus second value): "a
+reader must accept any order, and takes the first value of a repeated key".
 """
 
 import json
@@ -60,7 +64,10 @@ def main():
                 # its value is the error text, and the body is the same text."
                 reply_header[wire.ERROR] = error.encode()[:wire.MAX_ERROR_BYTES].decode(errors="ignore")
                 body = reply_header[wire.ERROR]
-            reply_attributes = {wire.HEADER: wire.header_attribute(reply_header)}
+            value = wire.encode_header(reply_header)
+            if value is not None and cid:
+                value = "&".join(reversed(value.split("&"))) + "&" + wire.encode_header({wire.CID: "not-" + cid})
+            reply_attributes = {wire.HEADER: wire.header_attribute(reply_header, value)}
             tp = wire.traceparent(attributes, header)
             if tp:
                 reply_attributes[wire.TRACEPARENT] = {"DataType": "String", "StringValue": tp}

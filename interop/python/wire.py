@@ -43,9 +43,11 @@ def encode_header(pairs):
     return urlencode(items)
 
 
-def header_attribute(pairs):
-    """The `courier` message attribute (boto3's form) for pairs, or None."""
-    value = encode_header(pairs)
+def header_attribute(pairs, value=None):
+    """The `courier` message attribute (boto3's form) for pairs, or for an
+    already encoded value; None when there is nothing to write."""
+    if value is None:
+        value = encode_header(pairs)
     if value is None:
         return None
     return {"DataType": "String", "StringValue": value}
