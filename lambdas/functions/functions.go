@@ -1,8 +1,17 @@
-// Package functions holds the logic of courier's Lambda functions, so that
-// a test (or the local runner) reaches exactly what each main package in
-// lambdas/ runs. A main package only makes the logger and the AWS clients
-// and starts the runtime; New reads every setting from the environment
-// variables declared in lambdas/contract, and nothing else.
+// Package functions holds courier's Lambda functions, so that a test (or
+// the local runner) reaches exactly what each main package in lambdas/
+// runs. A function is generic: New reads every setting from the
+// environment variables declared in lambdas/contract, and nothing else,
+// and the application's logic comes in Deps. The worker, subscriber and
+// responder courier deploys run example logic (Worker, Subscriber, Echo)
+// that shows them working; a service's own function is one line:
+//
+//	func main() {
+//		functions.Main("worker", func(d *functions.Deps) { d.Handler = handleOrder })
+//	}
+//
+// and gets the configuration of the contract (idempotency, retry backoff,
+// claim check, log level) with it.
 package functions
 
 import (
@@ -39,6 +48,15 @@ type Deps struct {
 	// Store, when set, is the aggregator's store instead (tests).
 	Store patterns.AggregateStore
 	Log   *slog.Logger
+
+	// Handler is the application's logic of the worker and the subscriber:
+	// what each message is for. nil runs the example logic courier ships
+	// (Worker: digest and log each job; Subscriber: log each message),
+	// which shows the function working and nothing more.
+	Handler patterns.Handler
+	// RequestHandler is the application's logic of the responder: the
+	// reply to each request. nil runs Echo, the example.
+	RequestHandler patterns.RequestHandler
 }
 
 // ErrNoAggregateStore: the aggregator was given neither a store nor a
@@ -67,9 +85,13 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 	}
 	switch name {
 	case "worker":
+		work := d.Handler
+		if work == nil {
+			work = Worker(d.Log)
+		}
 		table := getenv(contract.EnvIdempotencyTable)
 		if table == "" {
-			return Worker(d.Log), nil
+			return work, nil
 		}
 		if d.DynamoDB == nil {
 			return nil, fmt.Errorf("%w: %s=%s but no DynamoDB client", patterns.ErrInvalidConfig, contract.EnvIdempotencyTable, table)
@@ -78,15 +100,22 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return patterns.Idempotent(Worker(d.Log), store, patterns.IdempotencyOptions{Logger: d.Log})
+		return patterns.Idempotent(work, store, patterns.IdempotencyOptions{Logger: d.Log})
 	case "subscriber":
+		if d.Handler != nil {
+			return d.Handler, nil
+		}
 		return Subscriber(d.Log), nil
 	case "responder":
 		cfg, err := LoadResponderConfig(getenv)
 		if err != nil {
 			return nil, err
 		}
-		return Responder(d.SQS, cfg, Echo, d.Log)
+		answer := d.RequestHandler
+		if answer == nil {
+			answer = Echo
+		}
+		return Responder(d.SQS, cfg, answer, d.Log)
 	case "aggregator":
 		cfg, err := LoadAggregatorConfig(getenv)
 		if err != nil {

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/courier-aws/courier/internal/backend"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/courier-aws/courier/lambdas/localrunner"
+	"github.com/courier-aws/courier/patterns"
 )
 
 // Discard is a logger that drops everything.
@@ -39,10 +41,17 @@ func (r *Running) Invocations() []localrunner.Invocation {
 // Stop stops the runner and waits for Run to return (nil, or the test fails).
 func (r *Running) Stop() { r.stop() }
 
+// Backend is what Start needs of a test backend (internal/backend's
+// *Backend): an SQS client. An interface, so that lambdas/ does not import
+// the root internal/.
+type Backend interface {
+	SQS(counters ...*patterns.RequestCounter) *sqs.Client
+}
+
 // Start runs handler under a local runner on cfg.QueueURL until the test
 // ends or Stop. WaitTime defaults to 1s and Logger to Discard, so that
 // tests stop quickly and quietly.
-func Start(t *testing.T, b *backend.Backend, cfg localrunner.Config, handler any) *Running {
+func Start(t *testing.T, b Backend, cfg localrunner.Config, handler any) *Running {
 	t.Helper()
 	run := &Running{}
 	observe := cfg.Observe
