@@ -53,8 +53,10 @@ lambdas:
 synth: lambdas
 	@bash infra/scripts/synth.sh
 
-## deploy-local: deploy the messaging stack to LocalStack with the CDK CLI.
-deploy-local: lambdas
+## deploy-local: deploy both stacks, CourierMessaging and CourierCompute, to
+## LocalStack with the CDK CLI; the functions are built for this machine
+## (dist/lambdas-local) and run by LocalStack's courier executor.
+deploy-local:
 	@bash infra/scripts/deploy-local.sh
 
 ## emulators / emulators-down: start or stop LocalStack and moto by hand.
