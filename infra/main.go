@@ -31,6 +31,7 @@ import (
 
 	"github.com/courier-aws/courier/infra/cdkpatterns"
 	"github.com/courier-aws/courier/lambdas/contract"
+	"github.com/courier-aws/courier/patterns"
 )
 
 // Stack names.
@@ -65,9 +66,11 @@ type courier struct {
 	Orders          cdkpatterns.TopicQueueChain  // fan-out with filters
 	OrderPayloads   cdkpatterns.ClaimCheckBucket // orders above SNS's 256 KiB
 	Subscriber      cdkpatterns.QueueFunction
-	Ledger          cdkpatterns.FIFOChain
-	Regions         cdkpatterns.RecipientListTargets
-	Quotes          cdkpatterns.ScatterGather
+	// SubscriberClaimChecked feeds the subscriber the claim-checked orders.
+	SubscriberClaimChecked awslambda.EventSourceMapping
+	Ledger                 cdkpatterns.FIFOChain
+	Regions                cdkpatterns.RecipientListTargets
+	Quotes                 cdkpatterns.ScatterGather
 }
 
 func main() {
@@ -136,8 +139,9 @@ func newCourier(app constructs.Construct, cfg config) courier {
 		Responder: fn, FunctionScope: c.Compute,
 	})
 
-	// Topic-queue chain: every order to "all"; large ones (by body) and
-	// EU ones (by attribute) to their own queues.
+	// Topic-queue chain: every order to "all"; large ones (by body),
+	// claim-checked ones (too big for SNS) and EU ones (by attribute) to
+	// their own queues.
 	c.Orders = cdkpatterns.NewTopicQueueChain(m, "Orders", &cdkpatterns.TopicQueueChainProps{
 		Subscribers: []cdkpatterns.SubscriberProps{
 			{Name: "all"},
@@ -149,6 +153,19 @@ func newCourier(app constructs.Construct, cfg config) courier {
 					"total": awssns.FilterOrPolicy_Filter(awssns.SubscriptionFilter_NumericFilter(&awssns.NumericConditions{
 						GreaterThanOrEqualTo: jsii.Number(1000),
 					})),
+				},
+			},
+			{
+				// Orders published through the claim check (above SNS's
+				// 256 KiB) have a pointer for a body, which no body filter
+				// can read ("total" is in S3): the "large" subscription
+				// drops them. They come here instead, by the attribute
+				// only pointers carry, for the subscriber.
+				Name:               "claimchecked",
+				Queue:              cdkpatterns.QueueWithDLQProps{VisibilityTimeout: cdkpatterns.LambdaVisibilityTimeout(fn)},
+				RawMessageDelivery: true,
+				FilterPolicy: map[string]awssns.SubscriptionFilter{
+					patterns.ExtendedPayloadSizeAttribute: awssns.SubscriptionFilter_ExistsFilter(),
 				},
 			},
 			{
@@ -173,6 +190,10 @@ func newCourier(app constructs.Construct, cfg config) courier {
 			contract.EnvRetryBackoff:     RetryBackoff,
 		},
 	})
+	// It also consumes the claim-checked orders (lambdas/functions
+	// TestDeployedSubscriberClaimCheck: without this second mapping an
+	// order above 256 KiB reaches no function).
+	c.SubscriberClaimChecked = c.Subscriber.AddQueue("ClaimChecked", c.Orders.Subscribers["claimchecked"].QueueWithDLQ)
 	c.OrderPayloads.GrantRead(c.Subscriber.Role)
 
 	// FIFO: ledger entries in order per account, to two FIFO queues.

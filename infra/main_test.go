@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,8 +103,8 @@ func TestStacks(t *testing.T) {
 		t.Errorf("functions %v, want one of each of lambdas/contract: %v", names, want)
 	}
 	esms := infratest.Resources(c, "AWS::Lambda::EventSourceMapping")
-	if len(esms) != len(want) {
-		t.Errorf("%d event source mappings, want %d", len(esms), len(want))
+	if len(esms) != len(want)+1 {
+		t.Errorf("%d event source mappings, want %d: one per function, and the subscriber's on the claim-checked orders", len(esms), len(want)+1)
 	}
 	for id, r := range esms {
 		if rt := infratest.Props(r)["FunctionResponseTypes"]; !slices.Equal(toStrings(rt), []string{"ReportBatchItemFailures"}) {
@@ -212,4 +213,55 @@ func toStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestClaimCheckedOrders: orders published through the claim check, whose
+// pointer bodies the "large" subscription's body filter cannot read, reach
+// the subscriber: the Orders topic sends them (raw, by the attribute only
+// pointers carry) to a queue of their own, which the subscriber consumes
+// too.
+func TestClaimCheckedOrders(t *testing.T) {
+	b := getApp(t)
+	q := b.Orders.Subscribers["claimchecked"]
+	if q.Queue == nil || b.SubscriberClaimChecked == nil {
+		t.Fatal("no claimchecked subscriber, or no mapping of it to the subscriber")
+	}
+	queueID := *b.Messaging.GetLogicalId(q.Queue.Node().DefaultChild().(awscdk.CfnElement))
+	found := false
+	for id, r := range infratest.Resources(b.templates[MessagingStack], "AWS::SNS::Subscription") {
+		p := infratest.Props(r)
+		ep, _ := p["Endpoint"].(map[string]any)
+		if ga, _ := ep["Fn::GetAtt"].([]any); len(ga) == 0 || ga[0] != queueID {
+			continue
+		}
+		found = true
+		fp, _ := p["FilterPolicy"].(map[string]any)
+		if got := fmt.Sprint(fp["ExtendedPayloadSize"]); got != "[map[exists:true]]" || len(fp) != 1 || p["RawMessageDelivery"] != true || p["RedrivePolicy"] == nil {
+			t.Errorf("%s: FilterPolicy %v, RawMessageDelivery %v, RedrivePolicy %v: want ExtendedPayloadSize exists, raw, the queue's DLQ",
+				id, fp, p["RawMessageDelivery"], p["RedrivePolicy"])
+		}
+	}
+	if !found {
+		t.Errorf("no subscription of the claimchecked queue %s", queueID)
+	}
+	var subscriber string
+	for id, fe := range infratest.FunctionEnvironments(b.templates[ComputeStack]) {
+		if fe.Name == "subscriber" {
+			subscriber = id
+		}
+	}
+	n := 0
+	for id, r := range infratest.Resources(b.templates[ComputeStack], "AWS::Lambda::EventSourceMapping") {
+		p := infratest.Props(r)
+		if fmt.Sprint(p["FunctionName"]) != fmt.Sprint(map[string]any{"Ref": subscriber}) {
+			continue
+		}
+		n++
+		if !strings.Contains(fmt.Sprint(p["EventSourceArn"]), "claimchecked") && !strings.Contains(fmt.Sprint(p["EventSourceArn"]), "Orderslarge") {
+			t.Errorf("%s: the subscriber's mapping on %v", id, p["EventSourceArn"])
+		}
+	}
+	if n != 2 {
+		t.Errorf("the subscriber (%s) has %d mappings, want 2: the large orders and the claim-checked ones", subscriber, n)
+	}
 }

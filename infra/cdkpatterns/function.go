@@ -136,6 +136,76 @@ type QueueFunction struct {
 	Role               awsiam.Role
 	LogGroup           awslogs.LogGroup
 	EventSourceMapping awslambda.EventSourceMapping
+
+	scope   constructs.Construct
+	options FunctionOptions // with defaults
+	backoff bool            // COURIER_RETRY_BACKOFF is set
+}
+
+// AddQueue maps one more queue to the function, as NewQueueFunction maps
+// its own: the same batch settings and partial batch responses, the same
+// grants on the queue (and its key), the same checks (visibility timeout,
+// batching window). id names the mapping under the function's construct.
+func (f QueueFunction) AddQueue(id string, q QueueWithDLQ) awslambda.EventSourceMapping {
+	c := constructs.NewConstruct(f.scope, jsii.String(id))
+	var problems []string
+	if q.Queue == nil {
+		problems = append(problems, "no Queue to consume")
+	} else {
+		problems = append(problems, queueProblems(q, f.options)...)
+	}
+	invalid(c, problems...)
+	if q.Queue == nil {
+		return nil
+	}
+	return mapQueue(c, f.Function, f.Role, q, f.options, f.backoff)
+}
+
+// queueProblems: why a function with options o cannot consume q.
+func queueProblems(q QueueWithDLQ, o FunctionOptions) []string {
+	var problems []string
+	if err := CheckVisibilityTimeout(seconds(q.VisibilityTimeout), o); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if o.MaxBatchingWindow != nil && q.Fifo {
+		problems = append(problems, "MaxBatchingWindow is not supported on a FIFO queue")
+	}
+	return problems
+}
+
+// mapQueue maps q to fn (an event source mapping named EventSource under
+// c, with ReportBatchItemFailures and o's batch settings) and grants role
+// what Lambda's poller needs on q, and with backoff what the adapter's
+// retry backoff needs.
+func mapQueue(c constructs.Construct, fn awslambda.Function, role awsiam.Role, q QueueWithDLQ, o FunctionOptions, backoff bool) awslambda.EventSourceMapping {
+	grant(role, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, *q.Queue.QueueArn())
+	if backoff {
+		// The adapter's retry backoff: the queue's URL from its ARN,
+		// then the failed records' visibility.
+		grant(role, []string{"sqs:GetQueueUrl", "sqs:ChangeMessageVisibility"}, *q.Queue.QueueArn())
+	}
+	if q.EncryptionKey != nil {
+		grant(role, []string{"kms:Decrypt"}, *q.EncryptionKey.KeyArn())
+	}
+	mp := &awslambda.EventSourceMappingProps{
+		Target:                  fn,
+		EventSourceArn:          q.Queue.QueueArn(),
+		BatchSize:               jsii.Number(float64(o.BatchSize)),
+		MaxBatchingWindow:       o.MaxBatchingWindow,
+		ReportBatchItemFailures: jsii.Bool(true),
+	}
+	if o.MaxConcurrency != 0 {
+		mp.MaxConcurrency = jsii.Number(float64(o.MaxConcurrency))
+	}
+	esm := awslambda.NewEventSourceMapping(c, jsii.String("EventSource"), mp)
+	// Lambda checks the role's permissions on the queue when it creates
+	// the mapping: the role's policy must exist first.
+	esm.Node().AddDependency(role)
+	cdknag.NagSuppressions_AddResourceSuppressions(esm, &[]*cdknag.NagPackSuppression{{
+		Id:     jsii.String("Serverless-LambdaEventSourceMappingDestination"),
+		Reason: jsii.String("SQS event source mappings take no on-failure destination (streams and Kafka only); the source queue's redrive policy to its DLQ is the failure destination."),
+	}}, jsii.Bool(false))
+	return esm
 }
 
 // NewQueueFunction provisions a function of lambdas/ consuming a queue:
@@ -173,13 +243,10 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 	}
 	if p.Queue.Queue == nil {
 		problems = append(problems, "no Queue to consume")
-	} else if err := CheckVisibilityTimeout(seconds(p.Queue.VisibilityTimeout), o); err != nil {
-		problems = append(problems, err.Error())
+	} else {
+		problems = append(problems, queueProblems(p.Queue, o)...)
 	}
 	if o.MaxBatchingWindow != nil {
-		if p.Queue.Fifo {
-			problems = append(problems, "MaxBatchingWindow is not supported on a FIFO queue")
-		}
 		if w := seconds(o.MaxBatchingWindow); w > maxBatchingWindowSeconds {
 			problems = append(problems, fmt.Sprintf("MaxBatchingWindow %gs: want at most %ds", w, maxBatchingWindowSeconds))
 		}
@@ -228,29 +295,7 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 
 	var esm awslambda.EventSourceMapping
 	if p.Queue.Queue != nil {
-		grant(role, []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}, *p.Queue.Queue.QueueArn())
-		if backoff != "" {
-			// The adapter's retry backoff: the queue's URL from its ARN,
-			// then the failed records' visibility.
-			grant(role, []string{"sqs:GetQueueUrl", "sqs:ChangeMessageVisibility"}, *p.Queue.Queue.QueueArn())
-		}
-		if p.Queue.EncryptionKey != nil {
-			grant(role, []string{"kms:Decrypt"}, *p.Queue.EncryptionKey.KeyArn())
-		}
-		mp := &awslambda.EventSourceMappingProps{
-			Target:                  fn,
-			EventSourceArn:          p.Queue.Queue.QueueArn(),
-			BatchSize:               jsii.Number(float64(o.BatchSize)),
-			MaxBatchingWindow:       o.MaxBatchingWindow,
-			ReportBatchItemFailures: jsii.Bool(true),
-		}
-		if o.MaxConcurrency != 0 {
-			mp.MaxConcurrency = jsii.Number(float64(o.MaxConcurrency))
-		}
-		esm = awslambda.NewEventSourceMapping(c, jsii.String("EventSource"), mp)
-		// Lambda checks the role's permissions on the queue when it
-		// creates the mapping: the role's policy must exist first.
-		esm.Node().AddDependency(role)
+		esm = mapQueue(c, fn, role, p.Queue, o, backoff != "")
 	}
 
 	fnSuppressions := []*cdknag.NagPackSuppression{{
@@ -270,14 +315,8 @@ func NewQueueFunction(scope constructs.Construct, id string, props *QueueFunctio
 		}}, jsii.Bool(true))
 	}
 	cdknag.NagSuppressions_AddResourceSuppressions(fn, &fnSuppressions, jsii.Bool(false))
-	if esm != nil {
-		cdknag.NagSuppressions_AddResourceSuppressions(esm, &[]*cdknag.NagPackSuppression{{
-			Id:     jsii.String("Serverless-LambdaEventSourceMappingDestination"),
-			Reason: jsii.String("SQS event source mappings take no on-failure destination (streams and Kafka only); the source queue's redrive policy to its DLQ is the failure destination."),
-		}}, jsii.Bool(false))
-	}
 
-	return QueueFunction{Function: fn, Role: role, LogGroup: logs, EventSourceMapping: esm}
+	return QueueFunction{Function: fn, Role: role, LogGroup: logs, EventSourceMapping: esm, scope: c, options: o, backoff: backoff != ""}
 }
 
 // CheckEnvironment returns a problem for each variable that function name

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,32 +15,6 @@ import (
 
 	"github.com/courier-aws/courier/internal/backend"
 )
-
-// deployedOutputs reads the CourierMessaging outputs `make deploy-local`
-// wrote (.courier/messaging-outputs.json), or skips saying why.
-func deployedOutputs(t *testing.T, b *backend.Backend) map[string]string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, ".courier", "messaging-outputs.json"))
-		if err == nil {
-			var stacks map[string]map[string]string
-			if err := json.Unmarshal(data, &stacks); err != nil {
-				t.Fatalf("messaging-outputs.json: %v", err)
-			}
-			out := stacks["CourierMessaging"]
-			if !strings.HasPrefix(out["JobsQueueUrl"], b.Endpoint+"/") {
-				t.Skipf("the deployment in .courier/messaging-outputs.json is not on this LocalStack (%s): run make deploy-local", b.Endpoint)
-			}
-			return out
-		}
-		if parent := filepath.Dir(dir); parent != dir {
-			dir = parent
-			continue
-		}
-		t.Skip("no deployment: run make deploy-local (.courier/messaging-outputs.json is missing)")
-	}
-}
 
 // The deployed worker function (CourierCompute, run by LocalStack's courier
 // executor) handles the jobs LocalStack's event source mapping feeds it
