@@ -12,6 +12,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -414,8 +415,7 @@ func (c *ClaimCheck) Resolve(ctx context.Context, m *Message) error {
 	out, err := c.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key)},
 		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	if err != nil {
-		var nsk *types.NoSuchKey
-		if errors.As(err, &nsk) || strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "NotFound") {
+		if objectMissing(err) {
 			return fmt.Errorf("%w: s3://%s/%s does not exist (message %s)", ErrPayloadUnavailable, p.Bucket, p.Key, m.ID)
 		}
 		return fmt.Errorf("%w: s3://%s/%s: %w", ErrPayloadUnavailable, p.Bucket, p.Key, err)
@@ -482,4 +482,17 @@ func (c *ClaimCheck) afterDelete(ctx context.Context, m *Message) {
 		return
 	}
 	c.remove(ctx, *m.Offloaded)
+}
+
+// objectMissing tells whether an S3 error says the object (or its bucket)
+// does not exist: the typed NoSuchKey, a not-found error code (NoSuchKey,
+// NoSuchBucket, NotFound), or a bare 404 (a HEAD, or an endpoint that
+// sends no code).
+func objectMissing(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) || Classify(err) == KindNotFound {
+		return true
+	}
+	var he interface{ HTTPStatusCode() int }
+	return errors.As(err, &he) && he.HTTPStatusCode() == http.StatusNotFound
 }

@@ -468,22 +468,12 @@ func (c *Consumer) leave(fs []*inflight, tr *tracker, slots *slots) {
 // traced runs h through call, in the Tracer's span when there is one.
 func (c *Consumer) traced(ctx context.Context, h Handler, m *Message) error {
 	if c.cfg.Tracer == nil {
-		return c.call(ctx, h, m)
+		return callSafely(ctx, h, m)
 	}
 	ctx, end := c.cfg.Tracer.StartProcess(ctx, m)
-	err := c.call(ctx, h, m)
+	err := callSafely(ctx, h, m)
 	end(err)
 	return err
-}
-
-// call runs h, turning a panic into an error.
-func (c *Consumer) call(ctx context.Context, h Handler, m *Message) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("courier: handler panicked: %v", p)
-		}
-	}()
-	return h(ctx, m)
 }
 
 // release makes unstarted messages visible again at once.

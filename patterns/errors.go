@@ -61,13 +61,18 @@ const (
 )
 
 // errorKinds classifies AWS error codes in one place (as gocloud's
-// errorCodeMap does). Codes come from the SQS and SNS API references; SQS
-// speaks JSON and names some codes with the awsQuery compatible form too.
+// errorCodeMap does). Codes come from the SQS, SNS, S3 and DynamoDB API
+// references (the services courier calls); SQS speaks JSON and names some
+// codes with the awsQuery compatible form too.
 var errorKinds = map[string]Kind{
 	"ThrottlingException":                     KindThrottled,
 	"Throttling":                              KindThrottled,
 	"RequestThrottled":                        KindThrottled,
 	"KmsThrottled":                            KindThrottled,
+	"ProvisionedThroughputExceededException":  KindThrottled, // DynamoDB
+	"RequestLimitExceeded":                    KindThrottled, // DynamoDB
+	"SlowDown":                                KindThrottled, // S3
+	"TransactionConflictException":            KindRetryable, // DynamoDB
 	"ServiceUnavailable":                      KindRetryable,
 	"InternalError":                           KindRetryable,
 	"InternalFailure":                         KindRetryable,
@@ -77,6 +82,8 @@ var errorKinds = map[string]Kind{
 	"NotFound":                                KindNotFound,
 	"NotFoundException":                       KindNotFound,
 	"ResourceNotFoundException":               KindNotFound,
+	"NoSuchKey":                               KindNotFound, // S3
+	"NoSuchBucket":                            KindNotFound, // S3
 	"InvalidParameterValue":                   KindInvalid,
 	"InvalidParameter":                        KindInvalid,
 	"InvalidParameterException":               KindInvalid,

@@ -26,13 +26,14 @@ type TopicRef struct {
 // FIFO reports whether the topic is a FIFO topic.
 func (t TopicRef) FIFO() bool { return strings.HasSuffix(t.Name, ".fifo") }
 
-// ParseTopicARN checks that arn is an SNS topic ARN and splits it.
+// ParseTopicARN checks that arn is an SNS topic ARN and splits it. The
+// error wraps ErrInvalidARN (as ParseQueueURL's wraps ErrInvalidQueueURL).
 func ParseTopicARN(arn string) (TopicRef, error) {
-	p := strings.Split(arn, ":")
-	if len(p) != 6 || p[0] != "arn" || p[2] != "sns" || p[4] == "" || p[5] == "" {
-		return TopicRef{}, fmt.Errorf("%w: %q is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", ErrInvalidConfig, arn)
+	a, err := ParseARN(arn, "sns")
+	if err != nil {
+		return TopicRef{}, err
 	}
-	return TopicRef{ARN: arn, Region: p[3], Account: p[4], Name: p[5]}, nil
+	return TopicRef{ARN: arn, Region: a.Region, Account: a.Account, Name: a.Name}, nil
 }
 
 // PublisherOptions configures a Publisher.

@@ -218,8 +218,8 @@ func (a *Aggregate) evaluate(now time.Time, predicate func(*Aggregate) bool) (Co
 // a queue becomes ACCOUNT/NAME; anything else stays as it is.
 func responderKey(id string) string {
 	if strings.HasPrefix(id, "arn:") {
-		if p := strings.Split(id, ":"); len(p) == 6 && p[2] == "sqs" {
-			return p[4] + "/" + p[5]
+		if a, err := ParseARN(id, "sqs"); err == nil {
+			return a.Account + "/" + a.Name
 		}
 		return id
 	}

@@ -196,13 +196,8 @@ func (s *HTTPSubscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *HTTPSubscriber) run(ctx context.Context, m *Message) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("courier: handler panicked: %v", p)
-		}
-	}()
-	return s.handler(ctx, m)
+func (s *HTTPSubscriber) run(ctx context.Context, m *Message) error {
+	return callSafely(ctx, s.handler, m)
 }
 
 func (s *HTTPSubscriber) refuse(w http.ResponseWriter, code int, err error) {

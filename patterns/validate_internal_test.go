@@ -3,9 +3,14 @@ package patterns
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 func TestMessageValidate(t *testing.T) {
@@ -67,6 +72,9 @@ func TestClassifyCode(t *testing.T) {
 		"ThrottlingException": KindThrottled, "ServiceUnavailable": KindRetryable,
 		"AWS.SimpleQueueService.NonExistentQueue": KindNotFound, "InvalidParameterValue": KindInvalid,
 		"AccessDenied": KindAuth, "Whatever": KindUnknown,
+		// DynamoDB and S3, which the stores and the claim check call.
+		"ProvisionedThroughputExceededException": KindThrottled, "RequestLimitExceeded": KindThrottled,
+		"SlowDown": KindThrottled, "NoSuchKey": KindNotFound, "NoSuchBucket": KindNotFound,
 	} {
 		if got := ClassifyCode(code); got != want {
 			t.Errorf("%s: %v, want %v", code, got, want)
@@ -108,6 +116,26 @@ func TestTraceParentAttributeBudget(t *testing.T) {
 		}
 		if own != c.own || (back.TraceParent == tp) != c.kept || len(wire) > MaxAttributes {
 			t.Errorf("%d user attributes, cid %v: own attribute %v, carried %v, %d attributes", c.user, c.cid, own, back.TraceParent == tp, len(wire))
+		}
+	}
+}
+
+// The claim check tells a missing object by what S3 says, not by the
+// words of an error's text.
+func TestObjectMissing(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&s3types.NoSuchKey{}, true},
+		{&smithy.GenericAPIError{Code: "NoSuchBucket"}, true},
+		{&smithy.GenericAPIError{Code: "NotFound"}, true},
+		{&smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 404}}, Err: errors.New("no body")}, true},
+		{&smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 403}}, Err: errors.New("NotFound in the text")}, false},
+		{errors.New("the key NoSuchKey was NotFound"), false},
+	} {
+		if got := objectMissing(c.err); got != c.want {
+			t.Errorf("objectMissing(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

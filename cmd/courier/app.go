@@ -228,11 +228,11 @@ func queueURL(ctx context.Context, client *sqs.Client, s string) (string, error)
 		}
 		return s, nil
 	case strings.HasPrefix(s, "arn:"):
-		parts := strings.Split(s, ":")
-		if len(parts) != 6 || parts[2] != "sqs" {
+		a, err := patterns.ParseARN(s, "sqs")
+		if err != nil {
 			return "", usagef("%q is neither a queue URL nor an SQS queue ARN", s)
 		}
-		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(parts[5]), QueueOwnerAWSAccountId: aws.String(parts[4])})
+		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(a.Name), QueueOwnerAWSAccountId: aws.String(a.Account)})
 		if err != nil {
 			return "", fmt.Errorf("queue %s: %w", s, err)
 		}

@@ -264,15 +264,10 @@ func tracedCall(ctx context.Context, t patterns.Tracer, h patterns.Handler, m *p
 	return err
 }
 
-// safeCall runs h, turning a panic into an error: a panicking handler
-// fails its record, not the invocation.
-func safeCall(ctx context.Context, h patterns.Handler, m *patterns.Message) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("courier: handler panicked: %v", p)
-		}
-	}()
-	return h(ctx, m)
+// safeCall runs h, turning a panic into an error (patterns.ErrHandlerPanic):
+// a panicking handler fails its record, not the invocation.
+func safeCall(ctx context.Context, h patterns.Handler, m *patterns.Message) error {
+	return patterns.Recover(h)(ctx, m)
 }
 
 func isFIFO(records []events.SQSMessage) bool {
@@ -337,15 +332,15 @@ func Record(rec events.SQSMessage) patterns.SQSRecord {
 // its URL on AWS, or "" if arn is not a queue ARN. (An event carries only
 // the ARN; on an emulator the URL names AWS, not the emulator.)
 func QueueURL(arn string) string {
-	p := strings.Split(arn, ":")
-	if len(p) != 6 || p[0] != "arn" || p[2] != "sqs" || p[3] == "" || p[4] == "" || p[5] == "" {
+	a, err := patterns.ParseARN(arn, "sqs")
+	if err != nil || a.Region == "" {
 		return ""
 	}
 	domain := "amazonaws.com"
-	if p[1] == "aws-cn" {
+	if a.Partition == "aws-cn" {
 		domain = "amazonaws.com.cn"
 	}
-	return fmt.Sprintf("https://sqs.%s.%s/%s/%s", p[3], domain, p[4], p[5])
+	return fmt.Sprintf("https://sqs.%s.%s/%s/%s", a.Region, domain, a.Account, a.Name)
 }
 
 // SNSHandler returns a Lambda handler for SNS events (a function subscribed

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,11 +29,11 @@ func (q *queueURLs) get(ctx context.Context, client VisibilityAPI, arn string) (
 	if u, ok := q.m.Load(arn); ok {
 		return u.(string), nil
 	}
-	p := strings.Split(arn, ":")
-	if len(p) != 6 || p[2] != "sqs" {
-		return "", fmt.Errorf("%w: event source %q is not a queue ARN", patterns.ErrInvalidQueueURL, arn)
+	a, err := patterns.ParseARN(arn, "sqs")
+	if err != nil {
+		return "", fmt.Errorf("event source: %w", err)
 	}
-	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(p[5]), QueueOwnerAWSAccountId: aws.String(p[4])})
+	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(a.Name), QueueOwnerAWSAccountId: aws.String(a.Account)})
 	if err != nil {
 		return "", fmt.Errorf("courier: GetQueueUrl %s: %w", arn, err)
 	}

@@ -76,11 +76,11 @@ func allowRule(e string) (func(patterns.QueueRef) bool, error) {
 		}
 		return func(q patterns.QueueRef) bool { return strings.HasPrefix(q.URL, e) }, nil
 	}
-	p := strings.Split(e, ":")
-	if len(p) != 6 || p[0] != "arn" || p[2] != "sqs" {
+	a, err := patterns.ParseARN(e, "sqs")
+	if err != nil {
 		return nil, fmt.Errorf("neither an http(s) URL prefix nor a queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)")
 	}
-	region, account, name := p[3], p[4], p[5]
+	region, account, name := a.Region, a.Account, a.Name
 	for _, pat := range []string{region, account, name} {
 		if _, err := path.Match(pat, ""); err != nil || pat == "" {
 			return nil, fmt.Errorf("bad pattern %q", pat)

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -413,7 +412,8 @@ func (p *poller) call(ctx context.Context, payload []byte, requestID string) (ou
 	r := p.r
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FunctionTimeout)
 	defer cancel()
-	region, account := arnPart(p.queueARN, 3), arnPart(p.queueARN, 4)
+	queue, _ := patterns.ParseARN(p.queueARN, "sqs") // from GetQueueAttributes
+	region, account := queue.Region, queue.Account
 	ictx = lambdacontext.NewContext(ictx, &lambdacontext.LambdaContext{
 		AwsRequestID:       requestID,
 		InvokedFunctionArn: fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", region, account, r.cfg.FunctionName),
@@ -557,7 +557,7 @@ func record(m types.Message, queueARN string) events.SQSMessage {
 		MessageAttributes:      attrs,
 		EventSource:            "aws:sqs",
 		EventSourceARN:         queueARN,
-		AWSRegion:              arnPart(queueARN, 3),
+		AWSRegion:              queueRegion(queueARN),
 	}
 }
 
@@ -568,13 +568,10 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// arnPart returns the i-th colon-separated field of an ARN, or "".
-func arnPart(arn string, i int) string {
-	p := strings.SplitN(arn, ":", 6)
-	if i < len(p) {
-		return p[i]
-	}
-	return ""
+// queueRegion is the region of a queue ARN, or "".
+func queueRegion(arn string) string {
+	a, _ := patterns.ParseARN(arn, "sqs")
+	return a.Region
 }
 
 func newRequestID() string {

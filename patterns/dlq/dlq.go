@@ -121,11 +121,11 @@ func arnOf(ctx context.Context, client API, queueURL string) (string, error) {
 
 // urlOf finds a queue's URL from its ARN (arn:PARTITION:sqs:REGION:ACCOUNT:NAME).
 func urlOf(ctx context.Context, client API, arn string) (string, error) {
-	parts := strings.Split(arn, ":")
-	if len(parts) != 6 || parts[2] != "sqs" {
-		return "", fmt.Errorf("%w: %q is not an SQS queue ARN", patterns.ErrInvalidQueueURL, arn)
+	a, err := patterns.ParseARN(arn, "sqs")
+	if err != nil {
+		return "", err
 	}
-	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(parts[5]), QueueOwnerAWSAccountId: aws.String(parts[4])})
+	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(a.Name), QueueOwnerAWSAccountId: aws.String(a.Account)})
 	if err != nil {
 		return "", &patterns.OpError{Op: "GetQueueUrl", Resource: arn, Err: err}
 	}
