@@ -26,10 +26,11 @@ func ExponentialBackoff(base, max time.Duration) func(receiveCount int) time.Dur
 	}
 }
 
-// visibilitySeconds converts a backoff to the whole seconds SQS takes,
-// rounding up so that a short backoff is never 0 (which would redeliver at
-// once), within 1s..12h.
-func visibilitySeconds(d time.Duration) int32 {
+// VisibilitySeconds converts a backoff to the whole seconds SQS's
+// VisibilityTimeout takes, rounding up so that a short backoff is never 0
+// (which would redeliver at once), within 1s..12h. The Consumer and the
+// Lambda adapter set a failed message's visibility with it.
+func VisibilitySeconds(d time.Duration) int32 {
 	secs := (d + time.Second - 1) / time.Second
 	return int32(max(1, min(secs, MaxVisibilityTimeout/time.Second)))
 }

@@ -78,3 +78,14 @@ func TestRetryBackoffSpacesRedeliveries(t *testing.T) {
 		}
 	})
 }
+
+func TestVisibilitySeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int32{
+		0: 1, time.Millisecond: 1, time.Second: 1, 1500 * time.Millisecond: 2, time.Minute: 60,
+		patterns.MaxVisibilityTimeout: 43200, 24 * time.Hour: 43200, -time.Second: 1,
+	} {
+		if got := patterns.VisibilitySeconds(d); got != want {
+			t.Errorf("VisibilitySeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}

@@ -437,7 +437,7 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			c.stats.failed.Add(1)
 			var decide func()
 			if c.cfg.Backoff != nil && !lost {
-				secs := visibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount))
+				secs := VisibilitySeconds(c.cfg.Backoff(f.msg.ReceiveCount))
 				decide = func() { a.setVisibility(f.msg.ReceiptHandle, secs) }
 			}
 			tr.finish(f, decide)

@@ -56,7 +56,7 @@ func (b *batch) backoff(ctx context.Context, urls *queueURLs) {
 			continue
 		}
 		n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-		secs := visibilitySeconds(b.o.Backoff(max(n, 1)))
+		secs := patterns.VisibilitySeconds(b.o.Backoff(max(n, 1)))
 		byQueue[rec.EventSourceARN] = append(byQueue[rec.EventSourceARN], types.ChangeMessageVisibilityBatchRequestEntry{
 			Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: secs,
 		})
@@ -79,11 +79,4 @@ func (b *batch) backoff(ctx context.Context, urls *queueURLs) {
 			entries = entries[n:]
 		}
 	}
-}
-
-// visibilitySeconds: whole seconds, rounded up, within 1s..12h (as the
-// Consumer does: a short backoff never becomes 0, an immediate redelivery).
-func visibilitySeconds(d time.Duration) int32 {
-	secs := (d + time.Second - 1) / time.Second
-	return int32(max(1, min(secs, patterns.MaxVisibilityTimeout/time.Second)))
 }
