@@ -227,16 +227,15 @@ func redriveOf(t *testing.T, b *backend.Backend, url string) redrive {
 
 // takeFromDLQ receives from a DLQ the messages keep selects, deletes them
 // and returns them; the others are made visible again at once for whoever
-// they belong to (another test, a demo).
-func takeFromDLQ(t *testing.T, b *backend.Backend, dlq string, keep func(types.Message) bool) []types.Message {
-	t.Helper()
+// they belong to (another test, a demo). Safe in a goroutine of the test.
+func takeFromDLQ(b *backend.Backend, dlq string, keep func(types.Message) bool) ([]types.Message, error) {
 	ctx := context.Background()
 	r, err := b.SQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(dlq), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var out []types.Message
 	for _, m := range r.Messages {
@@ -247,7 +246,7 @@ func takeFromDLQ(t *testing.T, b *backend.Backend, dlq string, keep func(types.M
 		}
 		_, _ = b.SQS().ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(dlq), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0})
 	}
-	return out
+	return out, nil
 }
 
 // ---------------------------------------------------------------- logs
