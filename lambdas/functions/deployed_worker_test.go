@@ -348,8 +348,15 @@ func gaps(ts []time.Time) []time.Duration {
 //     each receive, its retries spaced by the worker's backoff, and in the
 //     DLQ after maxReceiveCount receives;
 //   - FIFO queue: after a poison job fails, its group stops: the job behind
-//     it is not started (it comes back with it, and reaches the DLQ with
-//     it, SQS counting receives); another group goes on, in order.
+//     it is not started, and never runs before the poison is gone; another
+//     group goes on, in order. What becomes of that job is the queue's
+//     doing: on AWS the group stays locked while it is in flight (for the
+//     queue's visibility timeout, since it was not started), the poison
+//     comes back with it, and both reach the DLQ (SQS counts receives). On
+//     LocalStack 4.14.0 the poison comes back alone once its backoff ends,
+//     the job still in flight: the poison leaves for the DLQ alone and the
+//     job is handled after it. Both runs here are on LocalStack, so both
+//     show that.
 //
 // The deployed stack has no FIFO queue with a worker mapping (the Ledger
 // queues have no consumer), so the FIFO workload, and for time the
