@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -158,52 +157,19 @@ func (p *Producer) sendBatch(ctx context.Context, msgs []*Message, sent []sentEn
 	if err != nil {
 		return nil, err
 	}
-	done := make([]bool, len(msgs))
-	for _, s := range out.Successful {
-		i, ok := entryIndex(s.Id, len(msgs))
-		if !ok {
-			continue
-		}
-		done[i] = true
-		sent[i] = sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
-	}
-	failures := make(map[int]entryFailure)
-	for _, f := range out.Failed {
-		i, ok := entryIndex(f.Id, len(msgs))
-		if !ok || done[i] {
-			continue
-		}
-		done[i] = true
-		failures[i] = entryFailure{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Message: aws.ToString(f.Message)}
-	}
-	for i, d := range done {
-		if !d {
-			failures[i] = entryFailure{Code: "NoResult", Message: "SQS returned no result for this entry"}
-		}
-	}
-	return failures, nil
-}
-
-func entryIndex(id *string, n int) (int, bool) {
-	i, err := strconv.Atoi(aws.ToString(id))
-	return i, err == nil && i >= 0 && i < n
+	return batchOutcome("SQS", sent, out.Successful, out.Failed,
+		func(s types.SendMessageBatchResultEntry) (*string, sentEntry) {
+			return s.Id, sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
+		},
+		func(f types.BatchResultErrorEntry) (*string, entryFailure) {
+			return f.Id, entryFailure{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Message: aws.ToString(f.Message)}
+		}), nil
 }
 
 func toSQSAttributes(attrs map[string]Attribute) map[string]types.MessageAttributeValue {
-	if len(attrs) == 0 {
-		return nil
-	}
-	out := make(map[string]types.MessageAttributeValue, len(attrs))
-	for k, a := range attrs {
-		v := types.MessageAttributeValue{DataType: aws.String(a.DataType)}
-		if a.Binary != nil {
-			v.BinaryValue = a.Binary
-		} else {
-			v.StringValue = aws.String(a.Value)
-		}
-		out[k] = v
-	}
-	return out
+	return attributeValues(attrs, func(dataType, value *string, binary []byte) types.MessageAttributeValue {
+		return types.MessageAttributeValue{DataType: dataType, StringValue: value, BinaryValue: binary}
+	})
 }
 
 func fromSQSAttributes(attrs map[string]types.MessageAttributeValue) map[string]Attribute {

@@ -148,42 +148,17 @@ func (p *Publisher) publishBatch(ctx context.Context, msgs []*Message, sent []se
 	if err != nil {
 		return nil, err
 	}
-	done := make([]bool, len(msgs))
-	for _, s := range out.Successful {
-		if i, ok := entryIndex(s.Id, len(msgs)); ok {
-			done[i] = true
-			sent[i] = sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
-		}
-	}
-	failures := make(map[int]entryFailure)
-	for _, f := range out.Failed {
-		if i, ok := entryIndex(f.Id, len(msgs)); ok && !done[i] {
-			done[i] = true
-			failures[i] = entryFailure{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Message: aws.ToString(f.Message)}
-		}
-	}
-	for i, d := range done {
-		if !d {
-			// Never report as published what SNS did not confirm.
-			failures[i] = entryFailure{Code: "NoResult", Message: "SNS returned no result for this entry"}
-		}
-	}
-	return failures, nil
+	return batchOutcome("SNS", sent, out.Successful, out.Failed,
+		func(s snstypes.PublishBatchResultEntry) (*string, sentEntry) {
+			return s.Id, sentEntry{ID: aws.ToString(s.MessageId), SequenceNumber: aws.ToString(s.SequenceNumber)}
+		},
+		func(f snstypes.BatchResultErrorEntry) (*string, entryFailure) {
+			return f.Id, entryFailure{Code: aws.ToString(f.Code), SenderFault: f.SenderFault, Message: aws.ToString(f.Message)}
+		}), nil
 }
 
 func toSNSAttributes(attrs map[string]Attribute) map[string]snstypes.MessageAttributeValue {
-	if len(attrs) == 0 {
-		return nil
-	}
-	out := make(map[string]snstypes.MessageAttributeValue, len(attrs))
-	for k, a := range attrs {
-		v := snstypes.MessageAttributeValue{DataType: aws.String(a.DataType)}
-		if a.Binary != nil {
-			v.BinaryValue = a.Binary
-		} else {
-			v.StringValue = aws.String(a.Value)
-		}
-		out[k] = v
-	}
-	return out
+	return attributeValues(attrs, func(dataType, value *string, binary []byte) snstypes.MessageAttributeValue {
+		return snstypes.MessageAttributeValue{DataType: dataType, StringValue: value, BinaryValue: binary}
+	})
 }
