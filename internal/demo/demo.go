@@ -55,7 +55,7 @@ func Patterns() []Pattern {
 		{Name: "recipient-list", Title: "Recipient list: destinations computed per message", Run: recipientList},
 		{Name: "scatter-gather", Title: "Scatter-gather: price quotes from several suppliers", Run: scatterGather},
 		{Name: "fifo", Title: "FIFO: message groups, ordering, deduplication", Run: fifo},
-		{Name: "lambda-worker", Title: "Lambda worker under the local event-source runner", Run: lambdaWorker},
+		{Name: "lambda-worker", Title: "Lambda worker: an SQS event source mapping feeds the worker function", Run: lambdaWorker},
 	}
 }
 
