@@ -205,6 +205,9 @@ func (a *acker) deleteBatch(ctx context.Context, handles []pendingDelete) {
 	}
 	q := a.c.queue.URL
 	out, err := a.c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
+	if m := a.c.cfg.Metrics; m != nil {
+		recordDeletes(ctx, m, q, len(handles), out, err)
+	}
 	if err != nil {
 		a.c.stats.deleteErrors.Add(int64(len(handles)))
 		a.unsent(&a.unsentDeletes, len(handles))

@@ -101,6 +101,8 @@ type inflight struct {
 	// lost: the visibility timeout ended without an extension.
 	cancel context.CancelCauseFunc
 	lost   bool
+	// counted: in the in-flight count of ConsumerConfig.Metrics.
+	counted bool
 }
 
 // run is a sequence of messages handled in order by one worker: one
@@ -141,6 +143,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 	a := newAcker(c, vis)
 	tr := newTracker(vis)
+	tr.metrics, tr.queue = c.cfg.Metrics, c.queue.URL
 	slots := newSlots(c.cfg.MaxInFlight)
 	work := make(chan run, c.cfg.MaxInFlight)
 	groups := newGroupGate()
@@ -167,6 +170,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 	close(work)
 	abandoned := c.waitWorkers(&workers, handlerCtx, work, a, tr, slots, groups)
+	tr.uncount() // the abandoned handlers' messages are no longer Run's
 	stopHeartbeat()
 	<-hbDone
 	deletes, changes := a.close()
@@ -287,6 +291,13 @@ func (c *Consumer) receiveLoop(ctx, handlerCtx context.Context, work chan<- run,
 		out, err := c.client.ReceiveMessage(pollCtx, in)
 		cancel()
 		c.stats.receives.Add(1)
+		if c.cfg.Metrics != nil {
+			received := 0
+			if err == nil {
+				received = len(out.Messages)
+			}
+			c.cfg.Metrics.Received(handlerCtx, c.queue.URL, received, time.Since(sent), err)
+		}
 		if err != nil {
 			slots.release(n)
 			switch Classify(err) {
@@ -409,12 +420,16 @@ func (c *Consumer) handleRun(runCtx, handlerCtx context.Context, h Handler, r ru
 			c.leave(r.msgs[i:i+1], tr, slots)
 			continue
 		}
+		start := metricsStart(c.cfg.Metrics)
 		err := f.parseErr
 		if err == nil && c.cfg.ClaimCheck != nil {
 			err = c.cfg.ClaimCheck.Resolve(mctx, f.msg)
 		}
 		if err == nil {
 			err = c.traced(mctx, h, f.msg)
+		}
+		if c.cfg.Metrics != nil {
+			c.cfg.Metrics.Processed(mctx, c.queue.URL, time.Since(start), err)
 		}
 		// lost: on FIFO, its visibility ended while the handler ran. A
 		// handled message is still deleted (its receipt handle may have

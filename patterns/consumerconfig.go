@@ -17,6 +17,10 @@ type ConsumerConfig struct {
 	// Tracer, when set, runs each handler in a span that continues the
 	// trace the message carries (patterns/oteltrace).
 	Tracer Tracer
+	// Metrics, when set, counts the messages received, handled, failed
+	// and deleted, times each receive and each message's handling, and
+	// counts the messages in flight (patterns/otelmetric).
+	Metrics Metrics
 	// Workers is how many handlers run at once. Default 10.
 	Workers int
 	// MaxInFlight bounds the messages received and not yet finished

@@ -48,6 +48,9 @@ type tracker struct {
 	mu  sync.Mutex
 	set map[*inflight]struct{}
 	vis time.Duration
+	// metrics, when set, counts the messages in flight on queue.
+	metrics Metrics
+	queue   string
 }
 
 func newTracker(vis time.Duration) *tracker {
@@ -61,7 +64,11 @@ func (t *tracker) add(f *inflight, received time.Time) {
 	f.deadline = received.Add(t.vis)
 	t.mu.Lock()
 	t.set[f] = struct{}{}
+	f.counted = t.metrics != nil
 	t.mu.Unlock()
+	if f.counted {
+		t.metrics.InFlight(context.Background(), t.queue, 1)
+	}
 }
 
 // finish takes f out of flight; decide, if not nil, hands the acker its
@@ -72,12 +79,16 @@ func (t *tracker) add(f *inflight, received time.Time) {
 func (t *tracker) finish(f *inflight, decide func()) {
 	t.mu.Lock()
 	delete(t.set, f)
+	counted := f.counted
+	f.counted = false
 	if f.extending {
 		f.then = decide
 		t.mu.Unlock()
+		t.uncounted(counted)
 		return
 	}
 	t.mu.Unlock()
+	t.uncounted(counted)
 	if decide != nil {
 		decide()
 	}
@@ -153,6 +164,33 @@ func (t *tracker) extended(fs []*inflight, ok []bool, deadline time.Time) {
 	t.mu.Unlock()
 	for _, decide := range then {
 		decide()
+	}
+}
+
+func (t *tracker) uncounted(counted bool) {
+	if counted {
+		t.metrics.InFlight(context.Background(), t.queue, -1)
+	}
+}
+
+// uncount takes the messages still in flight (those of abandoned
+// handlers, when Run returns) out of the in-flight count, once: their
+// finish, if it comes, does not count them again.
+func (t *tracker) uncount() {
+	if t.metrics == nil {
+		return
+	}
+	n := 0
+	t.mu.Lock()
+	for f := range t.set {
+		if f.counted {
+			f.counted = false
+			n++
+		}
+	}
+	t.mu.Unlock()
+	if n > 0 {
+		t.metrics.InFlight(context.Background(), t.queue, -n)
 	}
 }
 

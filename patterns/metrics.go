@@ -5,7 +5,10 @@ import (
 	"errors"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -161,4 +164,21 @@ func meteredSend(m Metrics, send func(ctx context.Context, dest string, msg *Mes
 		recordSend(ctx, m, dest, 1, start, err)
 		return err
 	}
+}
+
+// recordDeletes reports a DeleteMessageBatch of n receipt handles, as
+// ConsumerStats counts it: the entries SQS confirmed deleted, and those it
+// refused (the first one's code is the error) or, when the request
+// failed, all of them. m must not be nil.
+func recordDeletes(ctx context.Context, m Metrics, queue string, n int, out *sqs.DeleteMessageBatchOutput, err error) {
+	if err != nil {
+		m.Deleted(ctx, queue, 0, n, err)
+		return
+	}
+	var refused error
+	if len(out.Failed) > 0 {
+		f := out.Failed[0]
+		refused = &smithy.GenericAPIError{Code: aws.ToString(f.Code), Message: aws.ToString(f.Message)}
+	}
+	m.Deleted(ctx, queue, len(out.Successful), len(out.Failed), refused)
 }
