@@ -83,7 +83,11 @@ type RequesterConfig struct {
 	// span that the Responder's process span continues when its
 	// ConsumerConfig.Tracer is set too).
 	Tracer Tracer
-	Logger *slog.Logger
+	// Metrics, when set, counts and times each Request (timeouts apart),
+	// each request sent, the late replies, and what the reply queue's
+	// consumer receives and deletes (patterns/otelmetric).
+	Metrics Metrics
+	Logger  *slog.Logger
 }
 
 func (c *RequesterConfig) setDefaults() {
@@ -323,7 +327,11 @@ func (r *Requester) Stats() RequesterStats {
 // passed first; a *RemoteError when the responder answered with an error;
 // ErrRequesterClosed; the send's error (a *SendError, ErrNotFound, ...)
 // when the request was not sent.
-func (r *Requester) Request(ctx context.Context, queueURL string, m *Message) (*Message, error) {
+func (r *Requester) Request(ctx context.Context, queueURL string, m *Message) (_ *Message, err error) {
+	if mx := r.cfg.Metrics; mx != nil {
+		start, callCtx := time.Now(), ctx
+		defer func() { mx.Requested(callCtx, queueURL, time.Since(start), err) }()
+	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: nil message", ErrInvalidMessage)
 	}
@@ -359,7 +367,7 @@ func (r *Requester) Request(ctx context.Context, queueURL string, m *Message) (*
 	if dest.FIFO() && req.DeduplicationID == "" {
 		req.DeduplicationID = cid
 	}
-	if err := tracedSend(r.cfg.Tracer, r.out.send)(ctx, dest.URL, &req); err != nil {
+	if err := tracedSend(r.cfg.Tracer, meteredSend(r.cfg.Metrics, r.out.send))(ctx, dest.URL, &req); err != nil {
 		r.unregister(cid)
 		return nil, requestError(queueURL, cid, err)
 	}
@@ -430,13 +438,16 @@ func (w *waiter) fail(err error) {
 // dispatch is the reply consumer's handler: it hands a reply to its waiter.
 // Every reply is deleted, delivered or not: a late or duplicate reply must
 // never reach another request, and nobody else will want it.
-func (r *Requester) dispatch(_ context.Context, m *Message) error {
+func (r *Requester) dispatch(ctx context.Context, m *Message) error {
 	r.mu.Lock()
 	w, ok := r.waiters[m.CorrelationID]
 	delete(r.waiters, m.CorrelationID)
 	r.mu.Unlock()
 	if !ok {
 		r.stats.late.Add(1)
+		if r.cfg.Metrics != nil {
+			r.cfg.Metrics.LateReply(ctx, m.QueueURL)
+		}
 		r.log.Debug("courier: late or duplicate reply deleted", "queue", m.QueueURL, "correlation_id", m.CorrelationID, "message_id", m.ID)
 		return nil
 	}
@@ -480,7 +491,7 @@ func (r *Requester) receiveReplies(ctx context.Context) {
 			continue
 		}
 		c, err := NewConsumer(abortablePolls{SQSReceiveAPI: r.client, ctx: cctx}, ConsumerConfig{
-			QueueURL: url, Workers: 4, WaitTime: replyQueueWait, Logger: r.log,
+			QueueURL: url, Workers: 4, WaitTime: replyQueueWait, Logger: r.log, Metrics: r.cfg.Metrics,
 		})
 		if err == nil {
 			err = c.Run(cctx, r.dispatch)

@@ -276,7 +276,7 @@ func (s *Responder) Run(ctx context.Context, h RequestHandler) error {
 	octx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { defer close(done); o.run(octx) }()
-	err := s.consumer.Run(ctx, s.handler(h, tracedSend(s.consumer.cfg.Tracer, o.send)))
+	err := s.consumer.Run(ctx, s.handler(h, tracedSend(s.consumer.cfg.Tracer, meteredSend(s.consumer.cfg.Metrics, o.send))))
 	stop()
 	<-done
 	return err
@@ -287,13 +287,13 @@ func (s *Responder) Run(ctx context.Context, h RequestHandler) error {
 // request queue (the Lambda adapter runs the Handler), or any loop of your
 // own. Run uses the same logic.
 func (s *Responder) Handler(h RequestHandler) Handler {
-	return s.handler(h, tracedSend(s.consumer.cfg.Tracer, func(ctx context.Context, dest string, m *Message) error {
+	return s.handler(h, tracedSend(s.consumer.cfg.Tracer, meteredSend(s.consumer.cfg.Metrics, func(ctx context.Context, dest string, m *Message) error {
 		p, err := NewProducer(s.client, dest)
 		if err != nil {
 			return err
 		}
 		return p.Send(ctx, m)
-	}))
+	})))
 }
 
 type sendFunc func(ctx context.Context, dest string, m *Message) error
