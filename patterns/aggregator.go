@@ -174,7 +174,7 @@ func (a *Aggregator) handle(ctx context.Context, m *Message) error {
 		if agg := res.Aggregate; agg != nil && (!agg.Complete() || (agg.CompletedBy == m.ID && !agg.Processed)) {
 			// Past the deadline: complete it now rather than wait for the
 			// deadline message (or retry the processor this message ran).
-			return a.complete(ctx, cid, CompletedDeadline, m.ID)
+			return a.complete(ctx, m.QueueURL, cid, CompletedDeadline, m.ID)
 		}
 		return nil
 	case Unknown:
@@ -186,12 +186,13 @@ func (a *Aggregator) handle(ctx context.Context, m *Message) error {
 	if !done {
 		return nil
 	}
-	return a.complete(ctx, cid, reason, m.ID)
+	return a.complete(ctx, m.QueueURL, cid, reason, m.ID)
 }
 
-// complete claims the completion of cid for message by and, when this
-// call won it, runs the processor.
-func (a *Aggregator) complete(ctx context.Context, cid string, reason CompletionReason, by string) error {
+// complete claims the completion of cid for message by (received on
+// queue; "": the configured QueueURL) and, when this call won it, runs the
+// processor.
+func (a *Aggregator) complete(ctx context.Context, queue, cid string, reason CompletionReason, by string) error {
 	agg, err := a.cfg.Store.Complete(ctx, cid, reason, by, a.now().UTC())
 	if err != nil {
 		return fmt.Errorf("courier: aggregator: complete %s: %w", cid, err)
@@ -206,6 +207,9 @@ func (a *Aggregator) complete(ctx context.Context, cid string, reason Completion
 	a.stats.completed.Add(1)
 	if agg.Reason == CompletedDeadline {
 		a.stats.deadlines.Add(1)
+	}
+	if m := a.cfg.Metrics; m != nil {
+		m.Completed(ctx, cmp.Or(queue, a.cfg.QueueURL), agg.Reason, agg.CompletedAt.Sub(agg.OpenedAt))
 	}
 	if a.done != nil {
 		a.done(agg)
@@ -236,7 +240,7 @@ func (a *Aggregator) deadline(ctx context.Context, m *Message) error {
 		q := cmp.Or(m.QueueURL, a.cfg.QueueURL)
 		return sendDeadline(ctx, a.client, q, cid, agg.Deadline.Sub(a.now()))
 	}
-	return a.complete(ctx, cid, CompletedDeadline, m.ID)
+	return a.complete(ctx, m.QueueURL, cid, CompletedDeadline, m.ID)
 }
 
 // sendDeadline sends the deadline message of cid to the response queue,

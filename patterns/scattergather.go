@@ -415,7 +415,7 @@ func (sg *ScatterGather) deadline(cid string) {
 	if !waiting {
 		return
 	}
-	if err := sg.agg.complete(context.Background(), cid, CompletedDeadline, "deadline:"+cid); err != nil {
+	if err := sg.agg.complete(context.Background(), "", cid, CompletedDeadline, "deadline:"+cid); err != nil {
 		sg.agg.log.Warn("courier: scatter-gather deadline", "correlation_id", cid, "err", err)
 		time.AfterFunc(time.Second, func() { sg.deadline(cid) })
 	}
@@ -433,6 +433,7 @@ func (sg *ScatterGather) Stats() AggregatorStats { return sg.agg.Stats() }
 // could not be sent to, Gather gathers what the others answer and returns
 // the aggregate together with the *RecipientError.
 func (sg *ScatterGather) Gather(ctx context.Context, req *Message, o ScatterOptions) (*Aggregate, error) {
+	start := metricsStart(sg.agg.cfg.Metrics)
 	cid := newCorrelationID()
 	w := make(chan *Aggregate, 1)
 	sg.mu.Lock()
@@ -462,7 +463,15 @@ func (sg *ScatterGather) Gather(ctx context.Context, req *Message, o ScatterOpti
 			return a, sendErr
 		default:
 		}
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		if m := sg.agg.cfg.Metrics; m != nil {
+			reason := GatherCancelled
+			if timedOut {
+				reason = GatherTimeout
+			}
+			m.Completed(ctx, sg.agg.cfg.QueueURL, reason, time.Since(start))
+		}
+		if timedOut {
 			return nil, fmt.Errorf("%w: aggregate %s not complete: %w", ErrTimeout, cid, ctx.Err())
 		}
 		return nil, ctx.Err()
