@@ -338,17 +338,32 @@ func (c *ClaimCheck) placeholder() S3Pointer {
 	return S3Pointer{Bucket: c.bucket, Key: c.o.KeyPrefix + strings.Repeat("0", 32)}
 }
 
+// put uploads body under a new key: one PutObject up to the uploader's
+// part size (5 MiB), a multipart upload of 5 MiB parts, five at a time,
+// above it. The uploader reads the parts in place (io.SectionReader over
+// the body, no copy of it) and aborts a multipart upload that fails.
 func (c *ClaimCheck) put(ctx context.Context, body []byte) (S3Pointer, error) {
 	var r [16]byte
 	_, _ = rand.Read(r[:])
 	p := S3Pointer{Bucket: c.bucket, Key: c.o.KeyPrefix + hex.EncodeToString(r[:])}
-	ctx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, c.o.CallTimeout)
 	defer cancel()
-	_, err := c.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key), Body: bytes.NewReader(body)})
-	if err != nil {
-		return p, fmt.Errorf("courier: claim check: upload to s3://%s/%s: %w", p.Bucket, p.Key, err)
+	_, err := c.uploader.Upload(callCtx, &s3.PutObjectInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key), Body: bytes.NewReader(body)})
+	if err == nil {
+		return p, nil
 	}
-	return p, nil
+	// The uploader aborts a failed multipart upload with the call's
+	// context; when that context is what ended the upload (CallTimeout, or
+	// the caller's cancellation), the abort never leaves, and S3 keeps the
+	// parts (and bills them) until a lifecycle rule's
+	// AbortIncompleteMultipartUpload. Abort it again on a fresh deadline.
+	var mu manager.MultiUploadFailure
+	if errors.As(err, &mu) && callCtx.Err() != nil {
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.CallTimeout)
+		defer acancel()
+		_, _ = c.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(p.Bucket), Key: aws.String(p.Key), UploadId: aws.String(mu.UploadID())})
+	}
+	return p, fmt.Errorf("courier: claim check: upload to s3://%s/%s: %w", p.Bucket, p.Key, err)
 }
 
 // remove deletes an object, best effort: a lifecycle rule is the backstop.
