@@ -94,9 +94,18 @@ type S3Pointer struct {
 	Key    string `json:"s3Key"`
 }
 
-// ClaimCheckAPI is the part of *s3.Client the claim check uses.
+// ClaimCheckAPI is the part of *s3.Client the claim check uses: PutObject
+// for a body of up to 5 MiB, a multipart upload (CreateMultipartUpload,
+// UploadPart, CompleteMultipartUpload, AbortMultipartUpload) for a larger
+// one, GetObject to resolve a pointer, DeleteObject to remove an object.
+// The methods are listed rather than taken from an uploader's interface,
+// so that which uploader courier uses stays out of its API.
 type ClaimCheckAPI interface {
-	manager.UploadAPIClient
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
