@@ -86,7 +86,7 @@ func TestPythonExtendedClientToCourierConsumer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := consume(t, b, patterns.ConsumerConfig{QueueURL: q.URL, ClaimCheck: cc}, 1)
+		got := consume(t, b, q.URL, cc, 1)
 		checkCourierGot(t, "courier Consumer", got[0], body, attrs, bucket)
 		if got[0].ID != sent.MessageID {
 			t.Errorf("message id %q, want the one the Python client sent, %q", got[0].ID, sent.MessageID)
@@ -169,7 +169,7 @@ func TestPythonSNSExtendedClientToCourier(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, raw := range []bool{true, false} {
-			got := consume(t, b, patterns.ConsumerConfig{QueueURL: queues[raw], ClaimCheck: cc}, 1)
+			got := consume(t, b, queues[raw], cc, 1)
 			checkCourierGot(t, fmt.Sprintf("courier Consumer (raw delivery %v)", raw), got[0], body, attrs, bucket)
 		}
 		if keys := b.Objects(t, bucket); len(keys) != 1 {

@@ -263,24 +263,20 @@ func largeBody(n int) string {
 	return b.String()
 }
 
-// consume runs a Consumer with cfg until it has handled n messages (at most
-// a minute) and returns them.
-func consume(t *testing.T, b *backend.Backend, cfg patterns.ConsumerConfig, n int) []*patterns.Message {
+// consume runs a Consumer of queueURL with claim check cc until it has
+// handled n messages (at most a minute) and returns them.
+func consume(t *testing.T, b *backend.Backend, queueURL string, cc *patterns.ClaimCheck, n int) []*patterns.Message {
 	t.Helper()
-	if cfg.WaitTime == 0 {
-		cfg.WaitTime = time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = logger
-	}
-	c, err := patterns.NewConsumer(b.SQS(), cfg)
+	c, err := patterns.NewConsumer(b.SQS(), queueURL, func(o *patterns.ConsumerOptions) {
+		o.ClaimCheck, o.WaitTime, o.Logger = cc, time.Second, logger
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	defer func() {
 		if d := time.Since(start); d > slow {
-			t.Logf("slow: consuming %d messages from %s took %v (stats %+v)", n, cfg.QueueURL, d.Round(time.Millisecond), c.Stats())
+			t.Logf("slow: consuming %d messages from %s took %v (stats %+v)", n, queueURL, d.Round(time.Millisecond), c.Stats())
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,20 +301,20 @@ func consume(t *testing.T, b *backend.Backend, cfg patterns.ConsumerConfig, n in
 	select {
 	case <-done:
 	case err := <-ran:
-		t.Fatalf("consumer of %s stopped: %v", cfg.QueueURL, err)
+		t.Fatalf("consumer of %s stopped: %v", queueURL, err)
 	case <-time.After(time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("consumer of %s: %d of %d messages in a minute (stats %+v)", cfg.QueueURL, len(got), n, c.Stats())
+		t.Fatalf("consumer of %s: %d of %d messages in a minute (stats %+v)", queueURL, len(got), n, c.Stats())
 	}
 	cancel()
 	select {
 	case err := <-ran:
 		if err != nil {
-			t.Fatalf("consumer of %s: %v", cfg.QueueURL, err)
+			t.Fatalf("consumer of %s: %v", queueURL, err)
 		}
 	case <-time.After(time.Minute):
-		t.Fatalf("consumer of %s did not stop in a minute", cfg.QueueURL)
+		t.Fatalf("consumer of %s did not stop in a minute", queueURL)
 	}
 	mu.Lock()
 	defer mu.Unlock()

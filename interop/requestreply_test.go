@@ -39,8 +39,9 @@ func TestPythonRequesterCourierResponder(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		b.NeedSocket(t)
 		q := b.CreateQueue(t, backend.QueueOptions{})
-		responder, err := patterns.NewResponder(b.SQS(), patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: logger},
+		responder, err := patterns.NewResponder(b.SQS(), q.URL, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = logger
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +140,7 @@ func TestCourierRequesterPythonResponder(t *testing.T) {
 		q := b.CreateQueue(t, backend.QueueOptions{})
 		py := startPeer(t, b, nil, "responder.py", q.URL, "2", peerWait)
 
-		r, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Logger: logger})
+		r, err := patterns.NewRequester(b.SQS(), func(o *patterns.RequesterOptions) { o.Logger = logger })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,10 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	c, _ := patterns.NewConsumer(mem.SQS(), patterns.ConsumerConfig{QueueURL: *q.QueueUrl, WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	c, _ := patterns.NewConsumer(mem.SQS(), *q.QueueUrl, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = slog.New(slog.DiscardHandler)
+	})
 	_ = c.Run(ctx, func(_ context.Context, m *patterns.Message) error {
 		fmt.Println("handled", string(m.Body))
 		cancel()

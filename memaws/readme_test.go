@@ -32,7 +32,7 @@ func TestOrderHandler(t *testing.T) {
 			}
 			return memaws.Fault{}
 		})
-		c, _ := patterns.NewConsumer(mem.SQS(memaws.WithFaults(throttled)), patterns.ConsumerConfig{QueueURL: *q.QueueUrl})
+		c, _ := patterns.NewConsumer(mem.SQS(memaws.WithFaults(throttled)), *q.QueueUrl)
 		done := make(chan error, 1)
 		go func() { done <- c.Run(ctx, orderHandler) }()
 		time.Sleep(time.Minute) // no real time passes

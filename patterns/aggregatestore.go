@@ -21,7 +21,7 @@ const DefaultMaxAggregates = 10_000
 // after they were opened (O(log n) each, as they come due), and there are
 // at most MaxAggregates of them: at the cap, the processed aggregates go
 // first, oldest processed first (a response that comes for one later is
-// then Unknown rather than Late; with AggregatorConfig.Default it would
+// then Unknown rather than Late; with AggregatorOptions.Default it would
 // open a new aggregate); when every aggregate is still open or not yet
 // processed, Open, and Add of a response that would open one, fail with
 // ErrStoreFull, and nothing in progress is dropped. Safe for concurrent

@@ -9,14 +9,10 @@ import (
 	"time"
 )
 
-// AggregatorConfig configures an Aggregator: the Consumer of the response
-// queue, the store and the processor. QueueURL may be empty for an
-// Aggregator that only serves as a Handler (a Lambda function on the
-// response queue); Run needs it.
-type AggregatorConfig struct {
-	ConsumerConfig
-	Store     AggregateStore
-	Processor Processor
+// AggregatorOptions configures an Aggregator (NewAggregator): the
+// Consumer of the response queue and the completion rules.
+type AggregatorOptions struct {
+	ConsumerOptions
 	// Predicate completes an aggregate (CompletedPredicate) when it
 	// returns true; it sees every aggregate after each response counted.
 	Predicate func(*Aggregate) bool
@@ -28,10 +24,17 @@ type AggregatorConfig struct {
 	Default *Completion
 }
 
-// Validate reports a configuration that cannot work.
-func (c AggregatorConfig) Validate() error {
+// aggregatorConfig is what an Aggregator runs with.
+type aggregatorConfig struct {
+	QueueURL  string
+	Store     AggregateStore
+	Processor Processor
+	AggregatorOptions
+}
+
+func (c aggregatorConfig) validate() error {
 	if c.QueueURL != "" {
-		if err := c.ConsumerConfig.Validate(); err != nil {
+		if err := (consumerConfig{QueueURL: c.QueueURL, ConsumerOptions: c.ConsumerOptions}).validate(); err != nil {
 			return err
 		}
 	}
@@ -69,7 +72,7 @@ type AggregatorStats struct {
 // (Handler).
 type Aggregator struct {
 	client   SQSAPI
-	cfg      AggregatorConfig
+	cfg      aggregatorConfig
 	consumer *Consumer
 	log      *slog.Logger
 	now      func() time.Time
@@ -81,12 +84,24 @@ type Aggregator struct {
 	done func(*Aggregate)
 }
 
-// NewAggregator returns an Aggregator; the configuration is checked here.
-func NewAggregator(client SQSAPI, cfg AggregatorConfig) (*Aggregator, error) {
+// NewAggregator returns an Aggregator of the response queue at queueURL
+// that keeps aggregates in store and hands each completed one to
+// processor. queueURL may be "" for an Aggregator that only serves as a
+// Handler (a Lambda function on the response queue); Run needs it. optFns
+// set its AggregatorOptions; everything is checked here.
+func NewAggregator(client SQSAPI, queueURL string, store AggregateStore, processor Processor, optFns ...func(*AggregatorOptions)) (*Aggregator, error) {
+	cfg := aggregatorConfig{QueueURL: queueURL, Store: store, Processor: processor}
+	for _, fn := range optFns {
+		fn(&cfg.AggregatorOptions)
+	}
+	return newAggregator(client, cfg)
+}
+
+func newAggregator(client SQSAPI, cfg aggregatorConfig) (*Aggregator, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	a := &Aggregator{client: client, cfg: cfg, log: cfg.Logger, now: time.Now}
@@ -94,7 +109,7 @@ func NewAggregator(client SQSAPI, cfg AggregatorConfig) (*Aggregator, error) {
 		a.log = slog.Default()
 	}
 	if cfg.QueueURL != "" {
-		c, err := NewConsumer(client, cfg.ConsumerConfig)
+		c, err := newConsumer(client, consumerConfig{QueueURL: cfg.QueueURL, ConsumerOptions: cfg.ConsumerOptions})
 		if err != nil {
 			return nil, err
 		}

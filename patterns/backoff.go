@@ -8,7 +8,7 @@ import (
 // MaxVisibilityTimeout is the longest visibility timeout SQS accepts.
 const MaxVisibilityTimeout = 12 * time.Hour
 
-// ExponentialBackoff returns a ConsumerConfig.Backoff: base doubled for
+// ExponentialBackoff returns a ConsumerOptions.Backoff: base doubled for
 // each receive after the first, with full jitter (between half and all of
 // it, so that a burst of failures does not come back as a burst), capped
 // at max and at the SQS maximum of 12 hours.

@@ -44,7 +44,7 @@ func TestRetryBackoffSpacesRedeliveries(t *testing.T) {
 		}
 		cfg := quietConfig(q.URL)
 		cfg.Backoff = patterns.ExponentialBackoff(time.Second, 4*time.Second)
-		c, _ := patterns.NewConsumer(b.SQS(), cfg)
+		c, _ := patterns.NewConsumer(b.SQS(), cfg.url, cfg.set)
 		var mu sync.Mutex
 		var at []time.Time
 		stop := runFor(t, func(ctx context.Context) error {
@@ -88,4 +88,14 @@ func TestVisibilitySeconds(t *testing.T) {
 			t.Errorf("VisibilitySeconds(%v) = %d, want %d", d, got, want)
 		}
 	}
+}
+
+// memoryIdempotencyStore is a MemoryIdempotencyStore with the defaults,
+// which cannot fail.
+func memoryIdempotencyStore() *patterns.MemoryIdempotencyStore {
+	s, err := patterns.NewMemoryIdempotencyStore()
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

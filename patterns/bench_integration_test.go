@@ -46,7 +46,10 @@ func TestBenchOneWay(t *testing.T) {
 			t.Fatal(err)
 		}
 		sent := time.Since(start)
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger()})
+		c, err := patterns.NewConsumer(client, q.URL, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = discardLogger()
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +91,7 @@ func TestBenchFIFO(t *testing.T) {
 		sendGroups(t, p, groups, per)
 		cfg := quietConfig(q.URL)
 		cfg.Workers = groups
-		c, _ := patterns.NewConsumer(client, cfg)
+		c, _ := patterns.NewConsumer(client, cfg.url, cfg.set)
 		var handled atomic.Int64
 		stop := runFor(t, func(ctx context.Context) error {
 			return c.Run(ctx, func(context.Context, *patterns.Message) error { handled.Add(1); return nil })
@@ -137,7 +140,10 @@ func TestBenchFanOut(t *testing.T) {
 		var handled atomic.Int64
 		var stops []func() error
 		for _, url := range urls {
-			c, err := patterns.NewConsumer(b.SQS(&subRC), patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: discardLogger()})
+			c, err := patterns.NewConsumer(b.SQS(&subRC), url, func(o *patterns.ConsumerOptions) {
+				o.WaitTime = time.Second
+				o.Logger = discardLogger()
+			})
 			if err != nil {
 				t.Fatal(err)
 			}

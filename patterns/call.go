@@ -19,29 +19,37 @@ func (JSONCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
 func (JSONCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // CallOption configures Call and HandleCall.
-type CallOption func(*callOptions)
+type CallOption = func(*CallOptions)
 
-type callOptions struct {
-	codec   Codec
-	prepare []func(*Message)
+// CallOptions configures Call and HandleCall.
+type CallOptions struct {
+	// Codec turns values into bodies and back (default JSONCodec).
+	// Requester and responder must agree on it.
+	Codec Codec
+	// Prepare, in order, set what else the request message (Call) or the
+	// reply (HandleCall) carries: attributes, headers, a FIFO GroupID.
+	Prepare []func(*Message)
 }
 
-func newCallOptions(opts []CallOption) callOptions {
-	o := callOptions{codec: JSONCodec{}}
+func newCallOptions(opts []CallOption) CallOptions {
+	var o CallOptions
 	for _, fn := range opts {
 		fn(&o)
+	}
+	if o.Codec == nil {
+		o.Codec = JSONCodec{}
 	}
 	return o
 }
 
 // WithCodec sets the codec of the bodies (default JSONCodec). Requester and
 // responder must agree on it.
-func WithCodec(c Codec) CallOption { return func(o *callOptions) { o.codec = c } }
+func WithCodec(c Codec) CallOption { return func(o *CallOptions) { o.Codec = c } }
 
 // WithMessage lets fn set what else the request message (Call) or the
 // reply (HandleCall) carries: attributes, headers, a FIFO GroupID.
 func WithMessage(fn func(m *Message)) CallOption {
-	return func(o *callOptions) { o.prepare = append(o.prepare, fn) }
+	return func(o *CallOptions) { o.Prepare = append(o.Prepare, fn) }
 }
 
 // Call sends req, encoded with the codec, as a request to queueURL and
@@ -51,19 +59,19 @@ func WithMessage(fn func(m *Message)) CallOption {
 func Call[Req, Resp any](ctx context.Context, r *Requester, queueURL string, req Req, opts ...CallOption) (Resp, error) {
 	var resp Resp
 	o := newCallOptions(opts)
-	body, err := o.codec.Marshal(req)
+	body, err := o.Codec.Marshal(req)
 	if err != nil {
 		return resp, fmt.Errorf("%w: request does not encode: %v", ErrInvalidMessage, err)
 	}
 	m := &Message{Body: body}
-	for _, fn := range o.prepare {
+	for _, fn := range o.Prepare {
 		fn(m)
 	}
 	reply, err := r.Request(ctx, queueURL, m)
 	if err != nil {
 		return resp, err
 	}
-	if err := o.codec.Unmarshal(reply.Body, &resp); err != nil {
+	if err := o.Codec.Unmarshal(reply.Body, &resp); err != nil {
 		return resp, fmt.Errorf("%w: reply from %s does not decode: %v", ErrMalformedMessage, queueURL, err)
 	}
 	return resp, nil
@@ -77,19 +85,19 @@ func HandleCall[Req, Resp any](fn func(ctx context.Context, req Req) (Resp, erro
 	o := newCallOptions(opts)
 	return func(ctx context.Context, m *Message) (*Message, error) {
 		var req Req
-		if err := o.codec.Unmarshal(m.Body, &req); err != nil {
+		if err := o.Codec.Unmarshal(m.Body, &req); err != nil {
 			return nil, fmt.Errorf("%w: request does not decode: %v", ErrMalformedMessage, err)
 		}
 		resp, err := fn(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		body, err := o.codec.Marshal(resp)
+		body, err := o.Codec.Marshal(resp)
 		if err != nil {
 			return nil, fmt.Errorf("reply does not encode: %v", err)
 		}
 		reply := &Message{Body: body}
-		for _, fn := range o.prepare {
+		for _, fn := range o.Prepare {
 			fn(reply)
 		}
 		return reply, nil

@@ -34,7 +34,7 @@ import (
 //	attribute: ExtendedPayloadSize (Number): the size of the original body
 //
 // (older clients write SQSLargePayloadSize; both are read.) The consumer
-// side (ConsumerConfig.ClaimCheck, the Lambda adapter's Options.ClaimCheck,
+// side (ConsumerOptions.ClaimCheck, the Lambda adapter's Options.ClaimCheck,
 // or Resolve) fetches the body back before the handler sees the message,
 // through SNS fan-out too, raw or enveloped.
 //
@@ -159,7 +159,7 @@ const DefaultClaimCheckCallTimeout = 2 * time.Minute
 
 // ClaimCheck offloads large bodies to an S3 bucket and resolves pointers.
 // Give it to ProducerOptions.ClaimCheck, PublisherOptions.ClaimCheck,
-// ConsumerConfig.ClaimCheck or the Lambda adapter's Options.ClaimCheck.
+// ConsumerOptions.ClaimCheck or the Lambda adapter's Options.ClaimCheck.
 type ClaimCheck struct {
 	client   ClaimCheckAPI
 	uploader *manager.Uploader

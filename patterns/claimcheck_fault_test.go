@@ -435,9 +435,12 @@ func TestClaimCheckConsumerDecidesRemoval(t *testing.T) {
 				t.Fatal(err)
 			}
 			q := &claimQueue{pending: tc.msgs}
-			c, err := patterns.NewConsumer(q, patterns.ConsumerConfig{
-				QueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/scans", ClaimCheck: cc,
-				WaitTime: time.Second, VisibilityTimeout: 30 * time.Second, AckInterval: time.Millisecond, Logger: discardLogger(),
+			c, err := patterns.NewConsumer(q, "https://sqs.us-east-1.amazonaws.com/123456789012/scans", func(o *patterns.ConsumerOptions) {
+				o.ClaimCheck = cc
+				o.WaitTime = time.Second
+				o.VisibilityTimeout = 30 * time.Second
+				o.AckInterval = time.Millisecond
+				o.Logger = discardLogger()
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -95,7 +95,10 @@ func TestClaimCheckResolveHasDeadline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := patterns.NewConsumer(mem.SQS(), patterns.ConsumerConfig{QueueURL: url, ClaimCheck: reader, Logger: slog.New(slog.DiscardHandler)})
+		c, err := patterns.NewConsumer(mem.SQS(), url, func(o *patterns.ConsumerOptions) {
+			o.ClaimCheck = reader
+			o.Logger = slog.New(slog.DiscardHandler)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

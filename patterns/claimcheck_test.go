@@ -33,9 +33,9 @@ func bigBody(n int) []byte {
 
 // collectWith runs a Consumer with cfg until n messages were handled and
 // returns them.
-func collectWith(t *testing.T, b *backend.Backend, cfg patterns.ConsumerConfig, n int) ([]*patterns.Message, *patterns.Consumer) {
+func collectWith(t *testing.T, b *backend.Backend, cfg testConsumer, n int) ([]*patterns.Message, *patterns.Consumer) {
 	t.Helper()
-	c, err := patterns.NewConsumer(b.SQS(), cfg)
+	c, err := patterns.NewConsumer(b.SQS(), cfg.url, cfg.set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestClaimCheckQueue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := collectWith(t, b, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: ccConsumer}, 2)
+		got, _ := collectWith(t, b, testConsumer{url: q.URL, ConsumerOptions: patterns.ConsumerOptions{WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: ccConsumer}}, 2)
 		bodies := map[string]*patterns.Message{}
 		for _, m := range got {
 			bodies[string(m.Body[:min(len(m.Body), 20)])] = m
@@ -147,7 +147,7 @@ func TestClaimCheckFanOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, q := range queues {
-			got, _ := collectWith(t, b, patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: cc}, 1)
+			got, _ := collectWith(t, b, testConsumer{url: q, ConsumerOptions: patterns.ConsumerOptions{WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: cc}}, 1)
 			if len(got) != 1 || !bytes.Equal(got[0].Body, body) {
 				t.Errorf("queue %d (raw %v): %d messages; body resolved: %v", i, i == 0, len(got), len(got) == 1 && bytes.Equal(got[0].Body, body))
 			}
@@ -192,7 +192,7 @@ func TestClaimCheckForeignAndMissing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, c := collectWith(t, b, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: cc}, 1)
+		got, c := collectWith(t, b, testConsumer{url: q.URL, ConsumerOptions: patterns.ConsumerOptions{WaitTime: time.Second, Logger: discardLogger(), ClaimCheck: cc}}, 1)
 		if len(got) != 1 || !bytes.Equal(got[0].Body, payload) || got[0].Offloaded == nil || got[0].Offloaded.Key != "from-java" {
 			t.Fatalf("the foreign pointer was not resolved: %d messages", len(got))
 		}

@@ -51,25 +51,30 @@ type ConsumerStats struct {
 }
 
 // Consumer receives messages from one SQS queue and runs a Handler on each,
-// with the semantics described on ConsumerConfig. On a FIFO queue the
+// with the semantics described on ConsumerOptions. On a FIFO queue the
 // messages of one group are handled one at a time, in order, and a failure
 // stops the rest of that group's messages in the batch; other groups go on
 // in parallel.
 type Consumer struct {
 	client SQSReceiveAPI
-	cfg    ConsumerConfig
+	cfg    consumerConfig
 	queue  QueueRef
 	stats  struct {
 		receives, received, handled, failed, deleted, deleteErrors, released, extended, leaseLost atomic.Int64
 	}
 }
 
-// NewConsumer returns a Consumer; the configuration is checked here.
-func NewConsumer(client SQSReceiveAPI, cfg ConsumerConfig) (*Consumer, error) {
+// NewConsumer returns a Consumer of the queue at queueURL; optFns set its
+// ConsumerOptions, which are checked here.
+func NewConsumer(client SQSReceiveAPI, queueURL string, optFns ...func(*ConsumerOptions)) (*Consumer, error) {
+	return newConsumer(client, consumerConfig{QueueURL: queueURL, ConsumerOptions: consumerOptions(optFns)})
+}
+
+func newConsumer(client SQSReceiveAPI, cfg consumerConfig) (*Consumer, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
@@ -101,7 +106,7 @@ type inflight struct {
 	// lost: the visibility timeout ended without an extension.
 	cancel context.CancelCauseFunc
 	lost   bool
-	// counted: in the in-flight count of ConsumerConfig.Metrics.
+	// counted: in the in-flight count of ConsumerOptions.Metrics.
 	counted bool
 }
 

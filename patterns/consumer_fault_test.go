@@ -191,10 +191,11 @@ func TestHeartbeatExtensionNeverOvertakesADecision(t *testing.T) {
 					once.Do(func() { close(decided) })
 					return nil
 				}
-				c, err := patterns.NewConsumer(f, patterns.ConsumerConfig{
-					QueueURL: fakeQueueURL, WaitTime: time.Second, Logger: discardLogger(),
-					CallTimeout: 30 * time.Second,
-					Backoff:     func(int) time.Duration { return 7 * time.Second },
+				c, err := patterns.NewConsumer(f, fakeQueueURL, func(o *patterns.ConsumerOptions) {
+					o.WaitTime = time.Second
+					o.Logger = discardLogger()
+					o.CallTimeout = 30 * time.Second
+					o.Backoff = func(int) time.Duration { return 7 * time.Second }
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -248,7 +249,10 @@ func TestConsumerWaitTimeWholeSeconds(t *testing.T) {
 		t.Run(tt.wait.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := &fakeSQS{}
-				c, err := patterns.NewConsumer(f, patterns.ConsumerConfig{QueueURL: fakeQueueURL, WaitTime: tt.wait, Logger: discardLogger()})
+				c, err := patterns.NewConsumer(f, fakeQueueURL, func(o *patterns.ConsumerOptions) {
+					o.WaitTime = tt.wait
+					o.Logger = discardLogger()
+				})
 				if !tt.ok {
 					if !errors.Is(err, patterns.ErrInvalidConfig) {
 						t.Fatalf("WaitTime %v: got %v, want ErrInvalidConfig", tt.wait, err)
@@ -287,7 +291,10 @@ func TestConsumerPausesBetweenEmptyShortPolls(t *testing.T) {
 			}
 			return &sqs.ReceiveMessageOutput{}, nil
 		}
-		c, err := patterns.NewConsumer(f, patterns.ConsumerConfig{QueueURL: fakeQueueURL, WaitTime: time.Second, Logger: discardLogger()})
+		c, err := patterns.NewConsumer(f, fakeQueueURL, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = discardLogger()
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,13 +343,13 @@ func TestConsumerShutdownBoundedWhenEndpointStalls(t *testing.T) {
 		}
 		f.onDelete = func(ctx context.Context, _ *sqs.DeleteMessageBatchInput) error { return stall(ctx) }
 		f.onVisibility = func(ctx context.Context, _ *sqs.ChangeMessageVisibilityBatchInput) error { return stall(ctx) }
-		cfg := patterns.ConsumerConfig{
-			QueueURL: fakeQueueURL, WaitTime: 20 * time.Second, Logger: discardLogger(),
+		cfg := testConsumer{url: fakeQueueURL, ConsumerOptions: patterns.ConsumerOptions{
+			WaitTime: 20 * time.Second, Logger: discardLogger(),
 			ShutdownTimeout: 2 * time.Second,
 			AckInterval:     time.Minute, // the acks wait for the final flush
 			Backoff:         func(int) time.Duration { return 5 * time.Second },
-		}
-		c, err := patterns.NewConsumer(f, cfg)
+		}}
+		c, err := patterns.NewConsumer(f, cfg.url, cfg.set)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,12 +401,12 @@ func TestConsumerShutdownBoundedWhenEndpointStalls(t *testing.T) {
 func TestConsumerEverySQSCallHasADeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeSQS{vis: "3", msgs: fakeMessages(3)}
-		cfg := patterns.ConsumerConfig{
-			QueueURL: fakeQueueURL, WaitTime: 2 * time.Second, Logger: discardLogger(),
+		cfg := testConsumer{url: fakeQueueURL, ConsumerOptions: patterns.ConsumerOptions{
+			WaitTime: 2 * time.Second, Logger: discardLogger(),
 			CallTimeout: 4 * time.Second,
 			Backoff:     func(int) time.Duration { return 5 * time.Second },
-		}
-		c, err := patterns.NewConsumer(f, cfg)
+		}}
+		c, err := patterns.NewConsumer(f, cfg.url, cfg.set)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -43,8 +43,10 @@ func TestConsumerLeaseLost(t *testing.T) {
 			}
 			return memaws.Fault{}
 		})
-		c, err := patterns.NewConsumer(mem.SQS(memaws.WithFaults(refuse), func(o *memaws.ClientOptions) { o.RetryMaxAttempts = 1 }),
-			patterns.ConsumerConfig{QueueURL: *q.QueueUrl, Workers: 1, Logger: slog.New(slog.DiscardHandler)})
+		c, err := patterns.NewConsumer(mem.SQS(memaws.WithFaults(refuse), func(o *memaws.ClientOptions) { o.RetryMaxAttempts = 1 }), *q.QueueUrl, func(o *patterns.ConsumerOptions) {
+			o.Workers = 1
+			o.Logger = slog.New(slog.DiscardHandler)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

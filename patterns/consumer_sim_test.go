@@ -38,7 +38,7 @@ func TestConsumerStartSurvivesThrottling(t *testing.T) {
 			return memaws.Fault{}
 		})
 		client := mem.SQS(memaws.WithFaults(inj), func(o *memaws.ClientOptions) { o.RetryMaxAttempts = 1 })
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: *q.QueueUrl, Logger: slog.New(slog.DiscardHandler)})
+		c, err := patterns.NewConsumer(client, *q.QueueUrl, func(o *patterns.ConsumerOptions) { o.Logger = slog.New(slog.DiscardHandler) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// ConsumerConfig configures a Consumer. Zero values take the defaults.
-type ConsumerConfig struct {
-	QueueURL string
+// ConsumerOptions configures a Consumer (NewConsumer). Zero values take
+// the defaults.
+type ConsumerOptions struct {
 	// ClaimCheck, when set, resolves claim-check pointers (the Extended
 	// Client format) before the handler sees a message, and removes the
 	// object after the message is deleted where it may (see ClaimCheck).
@@ -76,7 +76,7 @@ type ConsumerConfig struct {
 	Logger *slog.Logger
 }
 
-func (c *ConsumerConfig) setDefaults() {
+func (c *ConsumerOptions) setDefaults() {
 	if c.Workers == 0 {
 		c.Workers = 10
 	}
@@ -103,12 +103,9 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 }
 
-// Validate reports a configuration that cannot work.
-func (c ConsumerConfig) Validate() error {
+// Validate reports options that cannot work. NewConsumer calls it.
+func (c ConsumerOptions) Validate() error {
 	c.setDefaults()
-	if _, err := ParseQueueURL(c.QueueURL); err != nil {
-		return err
-	}
 	switch {
 	case c.Workers < 1:
 		return fmt.Errorf("%w: Workers %d < 1", ErrInvalidConfig, c.Workers)
@@ -133,6 +130,28 @@ func (c ConsumerConfig) Validate() error {
 }
 
 // waitSeconds is WaitTime as SQS takes it: whole seconds, rounded up.
-func (c ConsumerConfig) waitSeconds() int32 {
+func (c ConsumerOptions) waitSeconds() int32 {
 	return int32((c.WaitTime + time.Second - 1) / time.Second)
+}
+
+// consumerConfig is what a Consumer runs with: its queue and its options.
+type consumerConfig struct {
+	QueueURL string
+	ConsumerOptions
+}
+
+func (c consumerConfig) validate() error {
+	if _, err := ParseQueueURL(c.QueueURL); err != nil {
+		return err
+	}
+	return c.ConsumerOptions.Validate()
+}
+
+// consumerOptions applies optFns to the defaults.
+func consumerOptions(optFns []func(*ConsumerOptions)) ConsumerOptions {
+	var o ConsumerOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
+	return o
 }

@@ -19,9 +19,27 @@ import (
 
 // quietConfig is a consumer config for tests: short polls, and expected
 // warnings (failing handlers) kept out of the output.
-func quietConfig(url string) patterns.ConsumerConfig {
-	return patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: discardLogger()}
+func quietConfig(url string) testConsumer {
+	return testConsumer{url: url, ConsumerOptions: patterns.ConsumerOptions{WaitTime: time.Second, Logger: discardLogger()}}
 }
+
+// testConsumer is a queue and the options of a test's Consumer on it:
+// patterns.NewConsumer(client, c.url, c.set).
+type testConsumer struct {
+	url string
+	patterns.ConsumerOptions
+}
+
+func (c testConsumer) set(o *patterns.ConsumerOptions) { *o = c.ConsumerOptions }
+
+// with is an option function that sets all options to v.
+func with[T any](v T) func(*T) { return func(p *T) { *p = v } }
+
+// quiet sets the options of quietConfig.
+func quiet(o *patterns.ConsumerOptions) { o.WaitTime, o.Logger = time.Second, discardLogger() }
+
+// quietOptions are quietConfig's options.
+func quietOptions() patterns.ConsumerOptions { return quietConfig("").ConsumerOptions }
 
 // runFor runs fn in the background and returns a stop function that cancels
 // it and returns its error.
@@ -68,7 +86,7 @@ func TestCompetingConsumers(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]int{}
 		byConsumer := map[int]int{}
-		group, err := patterns.NewCompetingConsumers(b.SQS(&recvCount), 3, quietConfig(q.URL))
+		group, err := patterns.NewCompetingConsumers(b.SQS(&recvCount), q.URL, 3, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +176,7 @@ func TestPoisonMessageGoesToDLQ(t *testing.T) {
 		if err := p.Send(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
-		c, _ := patterns.NewConsumer(b.SQS(), quietConfig(q.URL))
+		c, _ := patterns.NewConsumer(b.SQS(), q.URL, quiet)
 		var good, poisonTries atomic.Int64
 		stop := runFor(t, func(ctx context.Context) error {
 			return c.Run(ctx, func(ctx context.Context, m *patterns.Message) error {
@@ -203,7 +221,7 @@ func TestHeartbeatKeepsSlowMessageInvisible(t *testing.T) {
 		}
 		// Two consumers: if the heartbeat failed, the other one would get
 		// the message when its visibility ran out.
-		group, _ := patterns.NewCompetingConsumers(b.SQS(), 2, quietConfig(q.URL))
+		group, _ := patterns.NewCompetingConsumers(b.SQS(), q.URL, 2, quiet)
 		var calls atomic.Int64
 		var finished atomic.Bool
 		stop := runFor(t, func(ctx context.Context) error {
@@ -245,7 +263,7 @@ func TestShutdownFinishesInFlightAndReleasesTheRest(t *testing.T) {
 		cfg := quietConfig(q.URL)
 		cfg.Workers = 2
 		cfg.MaxInFlight = 12 // some received messages wait for a worker
-		c, _ := patterns.NewConsumer(b.SQS(), cfg)
+		c, _ := patterns.NewConsumer(b.SQS(), cfg.url, cfg.set)
 		var started, completed atomic.Int64
 		release := make(chan struct{})
 		stop := runFor(t, func(ctx context.Context) error {
@@ -303,7 +321,7 @@ func TestBadInputFailsClearly(t *testing.T) {
 			t.Errorf("invalid queue URL: got %v", err)
 		}
 		missing := strings.TrimSuffix(q.URL, "/"+q.URL[strings.LastIndex(q.URL, "/")+1:]) + "/no-such-queue-" + backend.UniqueName(t)[len(backend.UniqueName(t))-8:]
-		c, err := patterns.NewConsumer(b.SQS(), quietConfig(missing))
+		c, err := patterns.NewConsumer(b.SQS(), missing, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +336,7 @@ func TestBadInputFailsClearly(t *testing.T) {
 		if _, err := raw.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String(broken)}); err != nil {
 			t.Fatal(err)
 		}
-		c2, _ := patterns.NewConsumer(b.SQS(), quietConfig(q.URL))
+		c2, _ := patterns.NewConsumer(b.SQS(), q.URL, quiet)
 		var calls atomic.Int64
 		stop := runFor(t, func(ctx context.Context) error {
 			return c2.Run(ctx, func(context.Context, *patterns.Message) error { calls.Add(1); return nil })

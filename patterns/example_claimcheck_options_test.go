@@ -27,7 +27,9 @@ func ExampleClaimCheckOptions() {
 		fmt.Println(err)
 		return
 	}
-	_ = patterns.ConsumerConfig{QueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/scans", ClaimCheck: cc}
+	// A Consumer of the scans queue reads pointers with it:
+	//	patterns.NewConsumer(sqsClient, scansQueueURL, func(o *patterns.ConsumerOptions) { o.ClaimCheck = cc })
+	_ = patterns.ConsumerOptions{ClaimCheck: cc}
 
 	m := &patterns.Message{
 		ID:         "m-1",

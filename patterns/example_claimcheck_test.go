@@ -40,8 +40,10 @@ func ExampleClaimCheck() {
 	}
 	fmt.Println("offloaded to the bucket:", scan.Offloaded.Bucket == bucket)
 
-	c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{
-		QueueURL: queueURL, WaitTime: time.Second, ClaimCheck: cc, Logger: slog.New(slog.DiscardHandler),
+	c, _ := patterns.NewConsumer(sqsClient, queueURL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.ClaimCheck = cc
+		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	_ = c.Run(ctx, func(_ context.Context, m *patterns.Message) error {

@@ -49,7 +49,7 @@ func ExampleConsumer_Run() {
 	_ = p.Send(context.Background(),
 		&patterns.Message{Body: []byte("a")}, &patterns.Message{Body: []byte("b")}, &patterns.Message{Body: []byte("c")})
 
-	c, err := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	c, err := patterns.NewConsumer(sqsClient, queueURL, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -82,7 +82,7 @@ func ExampleSender() {
 	fmt.Println(id != "", err)
 
 	type order struct{ Order int }
-	receiver, _ := patterns.NewReceiver(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	receiver, _ := patterns.NewReceiver(sqsClient, queueURL, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	_ = receiver.Run(ctx, patterns.JSONHandler(func(ctx context.Context, o order, m *patterns.Message) error {
 		fmt.Println("order", o.Order)
@@ -106,7 +106,7 @@ func ExampleCompetingConsumers() {
 	}
 	_ = p.Send(context.Background(), msgs...)
 
-	group, _ := patterns.NewCompetingConsumers(sqsClient, 3, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	group, _ := patterns.NewCompetingConsumers(sqsClient, queueURL, 3, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -133,7 +133,7 @@ func ExampleReceiver() {
 	sender, _ := patterns.NewSender(sqsClient, queueURL)
 	_, _ = sender.SendBody(context.Background(), []byte("invoice 7"))
 
-	receiver, _ := patterns.NewReceiver(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	receiver, _ := patterns.NewReceiver(sqsClient, queueURL, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	attempts := 0
 	_ = receiver.Run(ctx, func(_ context.Context, m *patterns.Message) error {

@@ -29,14 +29,19 @@ func ExampleIdempotent() {
 		fmt.Println("charged", m.Attr("payment"))
 		return nil
 	}
-	h, err := patterns.Idempotent(charge, patterns.NewMemoryIdempotencyStore(), patterns.IdempotencyOptions{
-		Key: func(m *patterns.Message) (string, error) {
+	store, err := patterns.NewMemoryIdempotencyStore()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h, err := patterns.Idempotent(charge, store, func(o *patterns.IdempotencyOptions) {
+		o.Key = func(m *patterns.Message) (string, error) {
 			if id := m.Attr("payment"); id != "" {
 				return id, nil
 			}
 			return "", errors.New("no payment id")
-		},
-		Logger: quiet,
+		}
+		o.Logger = quiet
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -49,7 +54,10 @@ func ExampleIdempotent() {
 		m.SetAttr("payment", "pay-7")
 		_ = p.Send(ctx, m)
 	}
-	c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second, Logger: quiet})
+	c, _ := patterns.NewConsumer(sqsClient, queueURL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet
+	})
 	go func() {
 		for c.Stats().Deleted < 2 {
 			time.Sleep(50 * time.Millisecond)

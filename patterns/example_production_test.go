@@ -13,7 +13,7 @@ import (
 
 // ExponentialBackoff spaces the retries of a failing message: the n-th
 // receive waits between half and all of base·2^(n-1), capped. Given to
-// ConsumerConfig.Backoff (or the Lambda adapter's Options.Backoff), it sets
+// ConsumerOptions.Backoff (or the Lambda adapter's Options.Backoff), it sets
 // a failed message's visibility timeout instead of the queue's.
 func ExampleExponentialBackoff() {
 	backoff := patterns.ExponentialBackoff(time.Second, time.Minute)

@@ -38,7 +38,7 @@ func exampleTopic(client *sns.Client, name string, fifo bool) (string, func()) {
 // returns their bodies in the order the handler saw them.
 func collectBodies(queueURL string, n int) []string {
 	sqsClient, _ := exampleClients()
-	c, err := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: queueURL, WaitTime: time.Second})
+	c, err := patterns.NewConsumer(sqsClient, queueURL, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 	if err != nil {
 		panic(err)
 	}
@@ -124,7 +124,7 @@ func ExampleChain() {
 
 	for _, q := range []string{raw, enveloped} {
 		sqsClient, _ := exampleClients()
-		c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second})
+		c, _ := patterns.NewConsumer(sqsClient, q, func(o *patterns.ConsumerOptions) { o.WaitTime = time.Second })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_ = c.Run(ctx, func(_ context.Context, m *patterns.Message) error {
 			fmt.Printf("%s tenant=%s from topic: %v\n", m.Body, m.Attr("tenant"), m.TopicARN != "")
@@ -181,16 +181,10 @@ func ExampleHTTPSubscriber() {
 	defer dropTopic()
 
 	got := make(chan string, 1)
-	sub, err := patterns.NewHTTPSubscriber(func(_ context.Context, m *patterns.Message) error {
+	sub, err := patterns.NewHTTPSubscriber(snsClient, []string{topicARN}, func(_ context.Context, m *patterns.Message) error {
 		got <- string(m.Body)
 		return nil
-	}, patterns.HTTPSubscriberConfig{
-		TopicARNs: []string{topicARN},
-		SNS:       snsClient,
-		// On AWS the defaults verify against SNS's certificate; the local
-		// emulator signs with its own (or, moto, not at all).
-		SkipSignature: true,
-	})
+	}, func(o *patterns.HTTPSubscriberOptions) { o.SkipSignature = true })
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -24,16 +24,15 @@ func ExampleRecipientList() {
 	defer done2()
 	ctx := context.Background()
 
-	rl, err := patterns.NewRecipientList(sqsClient, snsClient, patterns.RecipientListConfig{
-		// Every order is billed; physical goods also go to the warehouse.
-		Route: func(m *patterns.Message) []patterns.Destination {
+	rl, err := patterns.NewRecipientList(sqsClient, snsClient, func(o *patterns.RecipientListOptions) {
+		o.Route = func(m *patterns.Message) []patterns.Destination {
 			return []patterns.Destination{patterns.Destination(billing)}
-		},
-		Rules: []patterns.RecipientRule{{
+		}
+		o.Rules = []patterns.RecipientRule{{
 			Name:  "physical goods",
 			Match: func(m *patterns.Message) bool { return m.Attr("kind") == "physical" },
 			To:    []patterns.Destination{patterns.Destination(warehouse)},
-		}},
+		}}
 	})
 	if err != nil {
 		fmt.Println(err)

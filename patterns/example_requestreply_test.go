@@ -23,9 +23,7 @@ func ExampleRequester() {
 
 	// The responder, usually another service. With no allowlist it
 	// answers reply queues named courier-reply-* in its own account.
-	responder, err := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: requestQueue, WaitTime: time.Second},
-	})
+	responder, err := patterns.NewResponder(sqsClient, requestQueue, func(o *patterns.ResponderOptions) { o.WaitTime = time.Second })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -42,7 +40,7 @@ func ExampleRequester() {
 	}()
 	defer func() { stop(); <-stopped }()
 
-	requester, err := patterns.NewRequester(sqsClient, patterns.RequesterConfig{})
+	requester, err := patterns.NewRequester(sqsClient)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -85,9 +83,7 @@ func ExampleCall() {
 	defer done()
 	ctx := context.Background()
 
-	responder, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: pricesQueue, WaitTime: time.Second},
-	})
+	responder, _ := patterns.NewResponder(sqsClient, pricesQueue, func(o *patterns.ResponderOptions) { o.WaitTime = time.Second })
 	runCtx, stop := context.WithCancel(ctx)
 	stopped := make(chan error, 1)
 	go func() {
@@ -100,7 +96,7 @@ func ExampleCall() {
 	}()
 	defer func() { stop(); <-stopped }()
 
-	requester, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{Timeout: 10 * time.Second})
+	requester, _ := patterns.NewRequester(sqsClient, func(o *patterns.RequesterOptions) { o.Timeout = 10 * time.Second })
 	defer requester.Close(ctx)
 
 	quote, err := patterns.Call[priceQuery, priceQuote](ctx, requester, pricesQueue, priceQuery{SKU: "apple", Quantity: 3})
@@ -121,9 +117,7 @@ func ExampleRequester_lambda() {
 	sqsClient, _ := exampleClients()
 	ordersQueue, done := exampleQueue(sqsClient, "orders", nil)
 	defer done()
-	responder, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: ordersQueue, WaitTime: time.Second},
-	})
+	responder, _ := patterns.NewResponder(sqsClient, ordersQueue, func(o *patterns.ResponderOptions) { o.WaitTime = time.Second })
 	runCtx, stop := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
 	go func() {
@@ -135,7 +129,7 @@ func ExampleRequester_lambda() {
 
 	// func main() {
 	//	cfg, _ := config.LoadDefaultConfig(context.Background())
-	lambdaRequester, _ = patterns.NewRequester(sqsClient, patterns.RequesterConfig{})
+	lambdaRequester, _ = patterns.NewRequester(sqsClient)
 	lambdaOrdersQueue = ordersQueue
 	//	lambda.Start(handleOrder)
 	// }
@@ -174,7 +168,7 @@ func ExampleSweep() {
 	sqsClient, _ := exampleClients()
 	ctx := context.Background()
 	prefix := "example-sweep-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-" // default: courier-reply-
-	live, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+	live, _ := patterns.NewRequester(sqsClient, func(o *patterns.RequesterOptions) { o.ReplyQueuePrefix = prefix })
 	_ = live.Start(ctx)
 	defer live.Close(ctx)
 
@@ -200,9 +194,10 @@ func ExampleResponder() {
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
 
-	responder, err := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: requests, WaitTime: time.Second, Logger: quiet},
-		AllowNames:     []string{"courier-reply-rates-*"}, // reply queues of the rates clients only
+	responder, err := patterns.NewResponder(sqsClient, requests, func(o *patterns.ResponderOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet
+		o.AllowNames = []string{"courier-reply-rates-*"}
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -212,14 +207,20 @@ func ExampleResponder() {
 		return &patterns.Message{Body: []byte("1 EUR = 1.08 USD")}, nil
 	})
 
-	client, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{ReplyQueuePrefix: "courier-reply-rates-", Logger: quiet})
+	client, _ := patterns.NewRequester(sqsClient, func(o *patterns.RequesterOptions) {
+		o.ReplyQueuePrefix = "courier-reply-rates-"
+		o.Logger = quiet
+	})
 	defer client.Close(context.Background())
 	reqCtx, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()
 	reply, err := client.Request(reqCtx, requests, &patterns.Message{Body: []byte("EUR/USD")})
 	fmt.Println(string(reply.Body), err)
 
-	other, _ := patterns.NewRequester(sqsClient, patterns.RequesterConfig{ReplyQueuePrefix: "courier-reply-other-", Logger: quiet})
+	other, _ := patterns.NewRequester(sqsClient, func(o *patterns.RequesterOptions) {
+		o.ReplyQueuePrefix = "courier-reply-other-"
+		o.Logger = quiet
+	})
 	defer other.Close(context.Background())
 	shortCtx, stop2 := context.WithTimeout(ctx, 3*time.Second)
 	defer stop2()

@@ -32,10 +32,11 @@ func ExampleScatterGather() {
 		if name == "initech" {
 			continue // down today
 		}
-		r, err := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
-			Name:           name,
-			AllowReplyTo:   []string{quotes},
+		r, err := patterns.NewResponder(sqsClient, q, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet
+			o.Name = name
+			o.AllowReplyTo = []string{quotes}
 		})
 		if err != nil {
 			fmt.Println(err)
@@ -46,9 +47,8 @@ func ExampleScatterGather() {
 		})
 	}
 
-	sg, err := patterns.NewScatterGather(sqsClient, snsClient, patterns.ScatterGatherConfig{
-		ResponseQueueURL: quotes,
-		Consumer:         patterns.ConsumerConfig{WaitTime: time.Second, Logger: quiet},
+	sg, err := patterns.NewScatterGather(sqsClient, snsClient, quotes, func(o *patterns.ScatterGatherOptions) {
+		o.Consumer = patterns.ConsumerOptions{WaitTime: time.Second, Logger: quiet}
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -103,9 +103,10 @@ func ExampleAggregator() {
 		q, done := exampleQueue(sqsClient, fmt.Sprint("supplier-", i), nil)
 		defer done()
 		suppliers = append(suppliers, patterns.Destination(q))
-		r, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
-			AllowReplyTo:   []string{quotes},
+		r, _ := patterns.NewResponder(sqsClient, q, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet
+			o.AllowReplyTo = []string{quotes}
 		})
 		go r.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
 			return &patterns.Message{Body: []byte("a quote")}, nil
@@ -119,13 +120,12 @@ func ExampleAggregator() {
 	}
 	processed := make(chan *patterns.Aggregate, 10)
 	for range 2 { // two aggregators on one response queue
-		a, err := patterns.NewAggregator(sqsClient, patterns.AggregatorConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: quotes, WaitTime: time.Second, Logger: quiet},
-			Store:          store,
-			Processor: func(_ context.Context, a *patterns.Aggregate) error {
-				processed <- a
-				return nil
-			},
+		a, err := patterns.NewAggregator(sqsClient, quotes, store, func(_ context.Context, a *patterns.Aggregate) error {
+			processed <- a
+			return nil
+		}, func(o *patterns.AggregatorOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet
 		})
 		if err != nil {
 			fmt.Println(err)
@@ -134,7 +134,7 @@ func ExampleAggregator() {
 		go a.Run(ctx)
 	}
 
-	sc, err := patterns.NewScatterer(sqsClient, nil, patterns.ScattererConfig{ResponseQueueURL: quotes, Store: store})
+	sc, err := patterns.NewScatterer(sqsClient, nil, quotes, store)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -180,35 +180,35 @@ func ExampleScatterer() {
 		q, done := exampleQueue(sqsClient, name, nil)
 		defer done()
 		carriers[name] = patterns.Destination(q)
-		r, _ := patterns.NewResponder(sqsClient, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet},
-			Name:           name,
-			AllowReplyTo:   []string{quotes},
+		r, _ := patterns.NewResponder(sqsClient, q, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet
+			o.Name = name
+			o.AllowReplyTo = []string{quotes}
 		})
 		go r.Run(ctx, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
 			return &patterns.Message{Body: []byte("ok")}, nil
 		})
 	}
-	route, _ := patterns.NewRecipientList(sqsClient, snsClient, patterns.RecipientListConfig{
-		Route: func(*patterns.Message) []patterns.Destination {
+	route, _ := patterns.NewRecipientList(sqsClient, snsClient, func(o *patterns.RecipientListOptions) {
+		o.Route = func(*patterns.Message) []patterns.Destination {
 			return []patterns.Destination{carriers["carrier-a"], carriers["carrier-b"]}
-		},
-		Rules: []patterns.RecipientRule{{
+		}
+		o.Rules = []patterns.RecipientRule{{
 			Name: "fragile", Match: func(m *patterns.Message) bool { return m.Attr("fragile") == "yes" },
 			To: []patterns.Destination{carriers["specialist"]},
-		}},
+		}}
 	})
 
 	store, _ := patterns.NewMemoryAggregateStore()
 	completed := make(chan *patterns.Aggregate, 1)
-	agg, _ := patterns.NewAggregator(sqsClient, patterns.AggregatorConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: quotes, WaitTime: time.Second, Logger: quiet},
-		Store:          store,
-		Processor:      func(_ context.Context, a *patterns.Aggregate) error { completed <- a; return nil },
+	agg, _ := patterns.NewAggregator(sqsClient, quotes, store, func(_ context.Context, a *patterns.Aggregate) error { completed <- a; return nil }, func(o *patterns.AggregatorOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet
 	})
 	go agg.Run(ctx)
 
-	sc, err := patterns.NewScatterer(sqsClient, snsClient, patterns.ScattererConfig{ResponseQueueURL: quotes, Store: store, Recipients: route})
+	sc, err := patterns.NewScatterer(sqsClient, snsClient, quotes, store, func(o *patterns.ScattererOptions) { o.Recipients = route })
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -27,7 +27,7 @@ func TestFairQueueTenantKey(t *testing.T) {
 		if err := p.Send(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
-		c, _ := patterns.NewConsumer(b.SQS(), quietConfig(q.URL))
+		c, _ := patterns.NewConsumer(b.SQS(), q.URL, quiet)
 		got := make(chan string, 1)
 		stop := runFor(t, func(ctx context.Context) error {
 			return c.Run(ctx, func(ctx context.Context, m *patterns.Message) error { got <- m.GroupID; return nil })

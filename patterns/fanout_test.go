@@ -23,7 +23,7 @@ func collect(t *testing.T, b *backend.Backend, url string, want int, raw bool) [
 	t.Helper()
 	cfg := quietConfig(url)
 	cfg.Raw = raw
-	c, err := patterns.NewConsumer(b.SQS(), cfg)
+	c, err := patterns.NewConsumer(b.SQS(), cfg.url, cfg.set)
 	if err != nil {
 		t.Fatal(err)
 	}

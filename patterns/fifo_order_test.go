@@ -51,7 +51,7 @@ func TestFIFOGroupOrderWithFailures(t *testing.T) {
 
 		cfg := quietConfig(q.URL)
 		cfg.Workers = 4
-		c, _ := patterns.NewConsumer(b.SQS(), cfg)
+		c, _ := patterns.NewConsumer(b.SQS(), cfg.url, cfg.set)
 		var mu sync.Mutex
 		done := map[string]bool{}
 		order := map[string][]string{}

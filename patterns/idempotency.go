@@ -97,9 +97,14 @@ type IdempotencyOptions struct {
 }
 
 // Idempotent wraps h so that its side effects happen once per message key
-// (see the package notes above Idempotent). It works the same under a
-// Consumer and under the Lambda adapter.
-func Idempotent(h Handler, store IdempotencyStore, o IdempotencyOptions) (Handler, error) {
+// (see the package notes above Idempotent); optFns set its
+// IdempotencyOptions. It works the same under a Consumer and under the
+// Lambda adapter.
+func Idempotent(h Handler, store IdempotencyStore, optFns ...func(*IdempotencyOptions)) (Handler, error) {
+	var o IdempotencyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	switch {
 	case h == nil:
 		return nil, fmt.Errorf("%w: Idempotent: nil handler", ErrInvalidConfig)
@@ -216,7 +221,7 @@ const DefaultMaxIdempotencyRecords = 100_000
 // MemoryIdempotencyStoreOptions shapes a MemoryIdempotencyStore.
 type MemoryIdempotencyStoreOptions struct {
 	// MaxRecords caps the records held, in progress and completed; 0
-	// (or less) means DefaultMaxIdempotencyRecords. Expired records are
+	// means DefaultMaxIdempotencyRecords (less is refused). Expired records are
 	// dropped as they come due; at the cap, Begin of a new key fails with
 	// ErrStoreFull rather than forget a record (forgetting a completed
 	// one would let its duplicate run again). Make it larger than the
@@ -245,16 +250,20 @@ type memoryIdem struct {
 	gen       uint64    // of its entry in exp
 }
 
-// NewMemoryIdempotencyStore returns an empty store.
-func NewMemoryIdempotencyStore(optFns ...func(*MemoryIdempotencyStoreOptions)) *MemoryIdempotencyStore {
+// NewMemoryIdempotencyStore returns an empty store. MaxRecords below 0 is
+// an error; 0 takes DefaultMaxIdempotencyRecords.
+func NewMemoryIdempotencyStore(optFns ...func(*MemoryIdempotencyStoreOptions)) (*MemoryIdempotencyStore, error) {
 	var o MemoryIdempotencyStoreOptions
 	for _, fn := range optFns {
 		fn(&o)
 	}
-	if o.MaxRecords <= 0 {
+	if o.MaxRecords < 0 {
+		return nil, fmt.Errorf("%w: MaxRecords %d < 0", ErrInvalidConfig, o.MaxRecords)
+	}
+	if o.MaxRecords == 0 {
 		o.MaxRecords = DefaultMaxIdempotencyRecords
 	}
-	return &MemoryIdempotencyStore{recs: map[string]memoryIdem{}, max: o.MaxRecords, now: time.Now}
+	return &MemoryIdempotencyStore{recs: map[string]memoryIdem{}, max: o.MaxRecords, now: time.Now}, nil
 }
 
 // Len returns how many records the store holds.

@@ -27,8 +27,10 @@ func TestIdempotentDuplicateSend(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			runs := 0
-			h, err := patterns.Idempotent(func(context.Context, *patterns.Message) error { runs++; return nil },
-				patterns.NewMemoryIdempotencyStore(), patterns.IdempotencyOptions{Key: tc.key, Logger: discardLogger()})
+			h, err := patterns.Idempotent(func(context.Context, *patterns.Message) error { runs++; return nil }, memoryIdempotencyStore(), func(o *patterns.IdempotencyOptions) {
+				o.Key = tc.key
+				o.Logger = discardLogger()
+			})
 			if err != nil {
 				t.Fatal(err)
 			}

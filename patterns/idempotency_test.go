@@ -17,7 +17,7 @@ import (
 // with DynamoDB, a DynamoDB store.
 func eachIdempotencyStore(t *testing.T, fn func(t *testing.T, b *backend.Backend, s patterns.IdempotencyStore)) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
-		t.Run("memory", func(t *testing.T) { fn(t, b, patterns.NewMemoryIdempotencyStore()) })
+		t.Run("memory", func(t *testing.T) { fn(t, b, memoryIdempotencyStore()) })
 		t.Run("dynamodb", func(t *testing.T) {
 			s, err := patterns.NewDynamoDBIdempotencyStore(b.DynamoDB(), b.CreateTable(t))
 			if err != nil {
@@ -100,11 +100,11 @@ func TestIdempotentRedelivery(t *testing.T) {
 		h, err := patterns.Idempotent(func(context.Context, *patterns.Message) error {
 			effects.Add(1)
 			return nil
-		}, s, patterns.IdempotencyOptions{Logger: discardLogger()})
+		}, s, func(o *patterns.IdempotencyOptions) { o.Logger = discardLogger() })
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := patterns.NewConsumer(b.SQS(), quietConfig(q.URL))
+		c, err := patterns.NewConsumer(b.SQS(), q.URL, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestIdempotentConcurrentAndCrash(t *testing.T) {
 			<-release
 			effects.Add(1)
 			return nil
-		}, s, patterns.IdempotencyOptions{Logger: discardLogger()})
+		}, s, func(o *patterns.IdempotencyOptions) { o.Logger = discardLogger() })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,9 +161,11 @@ func TestIdempotentConcurrentAndCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		var crashEffects, refused atomic.Int64
-		h2, _ := patterns.Idempotent(func(context.Context, *patterns.Message) error { crashEffects.Add(1); return nil },
-			s, patterns.IdempotencyOptions{Key: byBody, Logger: discardLogger()})
-		c, err := patterns.NewConsumer(b.SQS(), quietConfig(q.URL))
+		h2, _ := patterns.Idempotent(func(context.Context, *patterns.Message) error { crashEffects.Add(1); return nil }, s, func(o *patterns.IdempotencyOptions) {
+			o.Key = byBody
+			o.Logger = discardLogger()
+		})
+		c, err := patterns.NewConsumer(b.SQS(), q.URL, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ func TestMemoryIdempotencyStorePurgesExpired(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Now()
 	now := t0
-	s := NewMemoryIdempotencyStore()
+	s, _ := NewMemoryIdempotencyStore()
 	s.now = func() time.Time { return now }
 	for i := range 10_001 {
 		key := fmt.Sprint("k", i)

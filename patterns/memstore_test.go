@@ -16,7 +16,7 @@ import (
 func TestMemoryIdempotencyStoreBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		s := patterns.NewMemoryIdempotencyStore(func(o *patterns.MemoryIdempotencyStoreOptions) { o.MaxRecords = 3 })
+		s, _ := patterns.NewMemoryIdempotencyStore(func(o *patterns.MemoryIdempotencyStoreOptions) { o.MaxRecords = 3 })
 		begin := func(key string, want patterns.IdempotencyState, wantErr error) {
 			t.Helper()
 			got, err := s.Begin(ctx, key, "t-"+key, time.Now().Add(time.Minute))
@@ -54,9 +54,9 @@ func TestMemoryIdempotencyStoreBounded(t *testing.T) {
 // Through Idempotent: at the cap the handler does not run and the error
 // (retryable: the message stays on the queue) says why.
 func TestIdempotentStoreFull(t *testing.T) {
-	s := patterns.NewMemoryIdempotencyStore(func(o *patterns.MemoryIdempotencyStoreOptions) { o.MaxRecords = 1 })
+	s, _ := patterns.NewMemoryIdempotencyStore(func(o *patterns.MemoryIdempotencyStoreOptions) { o.MaxRecords = 1 })
 	runs := 0
-	h, err := patterns.Idempotent(func(context.Context, *patterns.Message) error { runs++; return nil }, s, patterns.IdempotencyOptions{Logger: discardLogger()})
+	h, err := patterns.Idempotent(func(context.Context, *patterns.Message) error { runs++; return nil }, s, func(o *patterns.IdempotencyOptions) { o.Logger = discardLogger() })
 	if err != nil {
 		t.Fatal(err)
 	}

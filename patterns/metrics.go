@@ -19,8 +19,8 @@ import (
 // patterns/otelmetric implements it with OpenTelemetry's metric API
 // (instruments named by the messaging semantic conventions); patterns
 // itself depends on no metrics library. Set it in ProducerOptions.Metrics,
-// PublisherOptions.Metrics, ConsumerConfig.Metrics (a Responder's and an
-// Aggregator's too), RequesterConfig.Metrics and the Lambda adapter's
+// PublisherOptions.Metrics, ConsumerOptions.Metrics (a Responder's and an
+// Aggregator's too), RequesterOptions.Metrics and the Lambda adapter's
 // Options.Metrics; count API requests with MetricsMiddleware. Nil: nothing
 // is measured, at no cost (no call, no allocation, not even a clock read).
 //

@@ -55,9 +55,9 @@ type Receiver struct {
 	*Consumer
 }
 
-// NewReceiver returns a Receiver for cfg.QueueURL.
-func NewReceiver(client SQSReceiveAPI, cfg ConsumerConfig) (*Receiver, error) {
-	c, err := NewConsumer(client, cfg)
+// NewReceiver returns a Receiver of the queue at queueURL.
+func NewReceiver(client SQSReceiveAPI, queueURL string, optFns ...func(*ConsumerOptions)) (*Receiver, error) {
+	c, err := NewConsumer(client, queueURL, optFns...)
 	if err != nil {
 		return nil, err
 	}

@@ -18,14 +18,15 @@ type CompetingConsumers struct {
 	consumers []*Consumer
 }
 
-// NewCompetingConsumers returns n consumers of cfg.QueueURL, each with cfg.
-func NewCompetingConsumers(client SQSReceiveAPI, n int, cfg ConsumerConfig) (*CompetingConsumers, error) {
+// NewCompetingConsumers returns n consumers of the queue at queueURL, each
+// with the same options.
+func NewCompetingConsumers(client SQSReceiveAPI, queueURL string, n int, optFns ...func(*ConsumerOptions)) (*CompetingConsumers, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: %d competing consumers", ErrInvalidConfig, n)
 	}
 	g := &CompetingConsumers{}
 	for range n {
-		c, err := NewConsumer(client, cfg)
+		c, err := NewConsumer(client, queueURL, optFns...)
 		if err != nil {
 			return nil, err
 		}

@@ -54,11 +54,11 @@ func TestProcessorAfterCrash(t *testing.T) {
 				return nil
 			})
 			if tc.idempotent {
-				if p, err = patterns.IdempotentProcessor(p, patterns.NewMemoryIdempotencyStore(), patterns.IdempotencyOptions{Logger: discardLogger()}); err != nil {
+				if p, err = patterns.IdempotentProcessor(p, memoryIdempotencyStore(), func(o *patterns.IdempotencyOptions) { o.Logger = discardLogger() }); err != nil {
 					t.Fatal(err)
 				}
 			}
-			agg, err := patterns.NewAggregator(offlineClient(), patterns.AggregatorConfig{Store: store, Processor: p, ConsumerConfig: patterns.ConsumerConfig{Logger: discardLogger()}})
+			agg, err := patterns.NewAggregator(offlineClient(), "", store, p, func(o *patterns.AggregatorOptions) { o.Logger = discardLogger() })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,15 +99,15 @@ func TestProcessorAfterCrash(t *testing.T) {
 
 func TestIdempotentProcessorConfig(t *testing.T) {
 	p := func(context.Context, *patterns.Aggregate) error { return nil }
-	store := patterns.NewMemoryIdempotencyStore()
-	if _, err := patterns.IdempotentProcessor(nil, store, patterns.IdempotencyOptions{}); !errors.Is(err, patterns.ErrInvalidConfig) {
+	store, _ := patterns.NewMemoryIdempotencyStore()
+	if _, err := patterns.IdempotentProcessor(nil, store); !errors.Is(err, patterns.ErrInvalidConfig) {
 		t.Errorf("nil processor: %v", err)
 	}
-	if _, err := patterns.IdempotentProcessor(p, nil, patterns.IdempotencyOptions{}); !errors.Is(err, patterns.ErrInvalidConfig) {
+	if _, err := patterns.IdempotentProcessor(p, nil); !errors.Is(err, patterns.ErrInvalidConfig) {
 		t.Errorf("nil store: %v", err)
 	}
 	key := func(*patterns.Message) (string, error) { return "k", nil }
-	if _, err := patterns.IdempotentProcessor(p, store, patterns.IdempotencyOptions{Key: key}); !errors.Is(err, patterns.ErrInvalidConfig) {
+	if _, err := patterns.IdempotentProcessor(p, store, func(o *patterns.IdempotencyOptions) { o.Key = key }); !errors.Is(err, patterns.ErrInvalidConfig) {
 		t.Errorf("a Key of its own: %v", err)
 	}
 }

@@ -53,12 +53,12 @@ type RecipientRule struct {
 	To    []Destination
 }
 
-// RecipientListConfig configures a RecipientList. A message's recipients
+// RecipientListOptions configures a RecipientList. A message's recipients
 // are the union of what Route returns and the To of every rule that
 // matches it, each destination once, in that order; when that is empty,
 // Default. A message that ends with no recipient at all is refused with
 // ErrNoRecipients: a router that drops messages silently loses them.
-type RecipientListConfig struct {
+type RecipientListOptions struct {
 	Route   func(*Message) []Destination
 	Rules   []RecipientRule
 	Default []Destination
@@ -73,7 +73,7 @@ type RecipientListConfig struct {
 }
 
 // Validate reports a configuration that cannot work.
-func (c RecipientListConfig) Validate() error {
+func (c RecipientListOptions) Validate() error {
 	for i, r := range c.Rules {
 		if r.Match == nil {
 			return fmt.Errorf("%w: rule %d (%q) has no Match", ErrInvalidConfig, i, r.Name)
@@ -165,7 +165,7 @@ func (e *RecipientError) Unwrap() []error {
 type RecipientList struct {
 	sqs SQSSendAPI
 	sns SNSPublishAPI
-	cfg RecipientListConfig
+	cfg RecipientListOptions
 
 	mu      sync.Mutex
 	senders map[Destination]destinationSender
@@ -184,9 +184,13 @@ const maxCachedSenders = 1024
 // NewRecipientList returns a RecipientList. A client may be nil when no
 // destination of its kind is used: a queue destination with no SQS
 // client, or a topic with no SNS client, is refused as invalid.
-func NewRecipientList(sqsClient SQSSendAPI, snsClient SNSPublishAPI, cfg RecipientListConfig) (*RecipientList, error) {
+func NewRecipientList(sqsClient SQSSendAPI, snsClient SNSPublishAPI, optFns ...func(*RecipientListOptions)) (*RecipientList, error) {
 	if sqsClient == nil && snsClient == nil {
 		return nil, fmt.Errorf("%w: recipient list needs an SQS or an SNS client", ErrInvalidConfig)
+	}
+	var cfg RecipientListOptions
+	for _, fn := range optFns {
+		fn(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

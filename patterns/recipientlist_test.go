@@ -55,8 +55,8 @@ func TestRecipientListRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sqsCount, snsCount patterns.RequestCounter
-		rl, err := patterns.NewRecipientList(b.SQS(&sqsCount), b.SNS(&snsCount), patterns.RecipientListConfig{
-			Route: func(m *patterns.Message) []patterns.Destination {
+		rl, err := patterns.NewRecipientList(b.SQS(&sqsCount), b.SNS(&snsCount), func(o *patterns.RecipientListOptions) {
+			o.Route = func(m *patterns.Message) []patterns.Destination {
 				switch m.Attr("region") {
 				case "eu":
 					return []patterns.Destination{patterns.Destination(eu.URL)}
@@ -64,13 +64,13 @@ func TestRecipientListRoutes(t *testing.T) {
 					return []patterns.Destination{patterns.Destination(us.URL)}
 				}
 				return nil
-			},
-			Rules: []patterns.RecipientRule{
+			}
+			o.Rules = []patterns.RecipientRule{
 				{Name: "big orders are audited and announced", Match: func(m *patterns.Message) bool { return m.Attr("size") == "big" },
 					To: []patterns.Destination{patterns.Destination(audit.URL), patterns.Destination(topic)}},
 				{Name: "eu is audited too", Match: func(m *patterns.Message) bool { return m.Attr("region") == "eu" },
 					To: []patterns.Destination{patterns.Destination(audit.URL)}},
-			},
+			}
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -167,10 +167,10 @@ func TestRecipientListUnreachableDestination(t *testing.T) {
 		goneQueue := patterns.Destination(missingQueueURL(t, good.URL))
 		topic := b.CreateTopic(t, false, nil)
 		goneTopic := patterns.Destination(topic[:strings.LastIndex(topic, ":")+1] + "gone-" + backend.UniqueName(t)[len(backend.UniqueName(t))-8:])
-		rl, err := patterns.NewRecipientList(b.SQS(), b.SNS(), patterns.RecipientListConfig{
-			Route: func(*patterns.Message) []patterns.Destination {
+		rl, err := patterns.NewRecipientList(b.SQS(), b.SNS(), func(o *patterns.RecipientListOptions) {
+			o.Route = func(*patterns.Message) []patterns.Destination {
 				return []patterns.Destination{goneQueue, patterns.Destination(good.URL), goneTopic}
-			},
+			}
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -236,8 +236,8 @@ func TestRecipientListChecksBeforeSending(t *testing.T) {
 			"topic": {patterns.Destination(q.URL), patterns.Destination(topic)},
 			"fine":  {patterns.Destination(q.URL)},
 		}
-		rl, err := patterns.NewRecipientList(b.SQS(&rc), b.SNS(&rc), patterns.RecipientListConfig{
-			Route: func(m *patterns.Message) []patterns.Destination { return route[m.Attr("kind")] },
+		rl, err := patterns.NewRecipientList(b.SQS(&rc), b.SNS(&rc), func(o *patterns.RecipientListOptions) {
+			o.Route = func(m *patterns.Message) []patterns.Destination { return route[m.Attr("kind")] }
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -274,16 +274,18 @@ func TestRecipientListChecksBeforeSending(t *testing.T) {
 		}
 
 		// Configuration mistakes are refused at construction.
-		for _, cfg := range []patterns.RecipientListConfig{
+		for _, cfg := range []patterns.RecipientListOptions{
 			{Rules: []patterns.RecipientRule{{Name: "no match", To: []patterns.Destination{patterns.Destination(q.URL)}}}},
 			{Rules: []patterns.RecipientRule{{Name: "bad to", Match: func(*patterns.Message) bool { return true }, To: []patterns.Destination{"queue"}}}},
 			{Default: []patterns.Destination{"arn:aws:sns:us-east-1:1"}},
 		} {
-			if _, err := patterns.NewRecipientList(b.SQS(), b.SNS(), cfg); !errors.Is(err, patterns.ErrInvalidConfig) {
+			if _, err := patterns.NewRecipientList(b.SQS(), b.SNS(), with(cfg)); !errors.Is(err, patterns.ErrInvalidConfig) {
 				t.Errorf("config %+v: got %v, want ErrInvalidConfig", cfg, err)
 			}
 		}
-		if _, err := patterns.NewRecipientList(b.SQS(), nil, patterns.RecipientListConfig{Default: []patterns.Destination{patterns.Destination(topic)}}); !errors.Is(err, patterns.ErrInvalidDestination) {
+		if _, err := patterns.NewRecipientList(b.SQS(), nil, func(o *patterns.RecipientListOptions) {
+			o.Default = []patterns.Destination{patterns.Destination(topic)}
+		}); !errors.Is(err, patterns.ErrInvalidDestination) {
 			t.Errorf("a topic without an SNS client: got %v, want ErrInvalidDestination", err)
 		}
 	})

@@ -25,7 +25,7 @@ import (
 // deletes those whose heartbeat stopped.
 
 // DefaultReplyQueuePrefix starts the name of every reply queue a Requester
-// creates, unless RequesterConfig.ReplyQueuePrefix says otherwise.
+// creates, unless RequesterOptions.ReplyQueuePrefix says otherwise.
 const DefaultReplyQueuePrefix = "courier-reply-"
 
 // Tags on the reply queues a Requester creates.

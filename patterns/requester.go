@@ -54,8 +54,9 @@ func (e *RemoteError) Error() string {
 	return fmt.Sprintf("courier: responder on %s answered with an error: %s", e.Queue, e.Message)
 }
 
-// RequesterConfig configures a Requester. Zero values take the defaults.
-type RequesterConfig struct {
+// RequesterOptions configures a Requester (NewRequester). Zero values take
+// the defaults.
+type RequesterOptions struct {
 	// ReplyQueueURL is a reply queue that infra provisioned. The Requester
 	// then neither creates, tags nor deletes a queue. One Requester at a
 	// time may use it: two would take each other's replies, which then
@@ -81,7 +82,7 @@ type RequesterConfig struct {
 	Timeout time.Duration
 	// Tracer, when set, traces each request's send (a "send <queue>"
 	// span that the Responder's process span continues when its
-	// ConsumerConfig.Tracer is set too).
+	// ConsumerOptions.Tracer is set too).
 	Tracer Tracer
 	// Metrics, when set, counts and times each Request (timeouts apart),
 	// each request sent, the late replies, and what the reply queue's
@@ -90,7 +91,7 @@ type RequesterConfig struct {
 	Logger  *slog.Logger
 }
 
-func (c *RequesterConfig) setDefaults() {
+func (c *RequesterOptions) setDefaults() {
 	if c.ReplyQueuePrefix == "" {
 		c.ReplyQueuePrefix = DefaultReplyQueuePrefix
 	}
@@ -109,7 +110,7 @@ func (c *RequesterConfig) setDefaults() {
 }
 
 // Validate reports a configuration that cannot work.
-func (c RequesterConfig) Validate() error {
+func (c RequesterOptions) Validate() error {
 	c.setDefaults()
 	if c.ReplyQueueURL != "" {
 		if _, err := ParseQueueURL(c.ReplyQueueURL); err != nil {
@@ -170,7 +171,7 @@ type RequesterStats struct {
 // naming it in the request.
 type Requester struct {
 	client SQSAPI
-	cfg    RequesterConfig
+	cfg    RequesterOptions
 	log    *slog.Logger
 	q      *replyQueue
 	out    *outbox
@@ -195,10 +196,15 @@ type waiter struct {
 	queue string // the reply queue the request named
 }
 
-// NewRequester returns a Requester; the configuration is checked here.
-func NewRequester(client SQSAPI, cfg RequesterConfig) (*Requester, error) {
+// NewRequester returns a Requester; optFns set its RequesterOptions, which
+// are checked here.
+func NewRequester(client SQSAPI, optFns ...func(*RequesterOptions)) (*Requester, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
+	}
+	var cfg RequesterOptions
+	for _, fn := range optFns {
+		fn(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -318,7 +324,7 @@ func (r *Requester) Stats() RequesterStats {
 }
 
 // Request sends m to the queue at queueURL and waits for its reply, until
-// ctx ends (or, without a deadline, for RequesterConfig.Timeout). It sets
+// ctx ends (or, without a deadline, for RequesterOptions.Timeout). It sets
 // the request's CorrelationID and ReturnAddress on a copy of m; m itself
 // is not changed. On a FIFO request queue m needs a GroupID, and gets the
 // correlation id as its DeduplicationID unless it has one.
@@ -490,8 +496,8 @@ func (r *Requester) receiveReplies(ctx context.Context) {
 			cancel() // replaced meanwhile
 			continue
 		}
-		c, err := NewConsumer(abortablePolls{SQSReceiveAPI: r.client, ctx: cctx}, ConsumerConfig{
-			QueueURL: url, Workers: 4, WaitTime: replyQueueWait, Logger: r.log, Metrics: r.cfg.Metrics,
+		c, err := newConsumer(abortablePolls{SQSReceiveAPI: r.client, ctx: cctx}, consumerConfig{
+			QueueURL: url, ConsumerOptions: ConsumerOptions{Workers: 4, WaitTime: replyQueueWait, Logger: r.log, Metrics: r.cfg.Metrics},
 		})
 		if err == nil {
 			err = c.Run(cctx, r.dispatch)

@@ -35,11 +35,11 @@ func TestBenchRequestResponse(t *testing.T) {
 		var rc patterns.RequestCounter
 		client := b.SQS(&rc)
 		prefix := replyPrefix(t)
-		startResponder(t, client, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q.URL, Logger: discardLogger(), WaitTime: 20 * time.Second},
-			AllowNames:     []string{prefix + "*"},
+		startResponder(t, client, q.URL, patterns.ResponderOptions{
+			ConsumerOptions: patterns.ConsumerOptions{Logger: discardLogger(), WaitTime: 20 * time.Second},
+			AllowNames:      []string{prefix + "*"},
 		}, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) { return echo(req), nil })
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix})
 		ctx := context.Background()
 		call := func(i int) error {
 			body := fmt.Sprintf(`{"call":%d}`, i)

@@ -48,7 +48,7 @@ func checkEcho(body string, reply *patterns.Message) error {
 }
 
 // startResponder runs a Responder on queueURL until the test ends.
-func startResponder(t *testing.T, client patterns.SQSAPI, cfg patterns.ResponderConfig, h patterns.RequestHandler) *patterns.Responder {
+func startResponder(t *testing.T, client patterns.SQSAPI, queueURL string, cfg patterns.ResponderOptions, h patterns.RequestHandler) *patterns.Responder {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
@@ -56,7 +56,7 @@ func startResponder(t *testing.T, client patterns.SQSAPI, cfg patterns.Responder
 	if cfg.WaitTime == 0 {
 		cfg.WaitTime = time.Second
 	}
-	s, err := patterns.NewResponder(client, cfg)
+	s, err := patterns.NewResponder(client, queueURL, func(o *patterns.ResponderOptions) { *o = cfg })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,12 +65,12 @@ func startResponder(t *testing.T, client patterns.SQSAPI, cfg patterns.Responder
 }
 
 // newRequester returns a Requester that is closed when the test ends.
-func newRequester(t *testing.T, client patterns.SQSAPI, cfg patterns.RequesterConfig) *patterns.Requester {
+func newRequester(t *testing.T, client patterns.SQSAPI, cfg patterns.RequesterOptions) *patterns.Requester {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = discardLogger()
 	}
-	r, err := patterns.NewRequester(client, cfg)
+	r, err := patterns.NewRequester(client, func(o *patterns.RequesterOptions) { *o = cfg })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +110,15 @@ func TestRequestReplyManyRequesters(t *testing.T) {
 
 		var handled [2]atomic.Int64
 		for i := range 2 {
-			cfg := patterns.ResponderConfig{ConsumerConfig: quietConfig(q.URL), AllowNames: []string{prefix + "*"}}
-			startResponder(t, client, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
+			cfg := patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{prefix + "*"}}
+			startResponder(t, client, q.URL, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 				handled[i].Add(1)
 				return echo(req), nil
 			})
 		}
 		rs := make([]*patterns.Requester, requesters)
 		for i := range rs {
-			rs[i] = newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+			rs[i] = newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix})
 			if err := rs[i].Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -197,14 +197,14 @@ func TestRequestTimeoutLateReply(t *testing.T) {
 		q := b.CreateQueue(t, backend.QueueOptions{})
 		client := b.SQS()
 		prefix := replyPrefix(t)
-		startResponder(t, client, patterns.ResponderConfig{ConsumerConfig: quietConfig(q.URL), AllowNames: []string{prefix + "*"}},
+		startResponder(t, client, q.URL, patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{prefix + "*"}},
 			func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 				if string(req.Body) == "slow" {
 					time.Sleep(3 * time.Second)
 				}
 				return echo(req), nil
 			})
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix})
 
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -239,7 +239,7 @@ func TestDuplicateRepliesDeliveredOnce(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		q := b.CreateQueue(t, backend.QueueOptions{})
 		client := b.SQS()
-		c, err := patterns.NewConsumer(client, quietConfig(q.URL))
+		c, err := patterns.NewConsumer(client, q.URL, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func TestDuplicateRepliesDeliveredOnce(t *testing.T) {
 				return p.Send(ctx, first, second)
 			})
 		})
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: replyPrefix(t)})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: replyPrefix(t)})
 		for i := range 3 {
 			body := "dup-" + strconv.Itoa(i)
 			reply, err := r.Request(context.Background(), q.URL, &patterns.Message{Body: []byte(body)})
@@ -282,7 +282,7 @@ func TestRequestReplyErrors(t *testing.T) {
 		client := b.SQS()
 		prefix := replyPrefix(t)
 		calc := b.CreateQueue(t, backend.QueueOptions{})
-		startResponder(t, client, patterns.ResponderConfig{ConsumerConfig: quietConfig(calc.URL), AllowNames: []string{prefix + "*"}},
+		startResponder(t, client, calc.URL, patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{prefix + "*"}},
 			patterns.HandleCall(func(ctx context.Context, req calcRequest) (calcReply, error) {
 				if req.B == 0 {
 					return calcReply{}, errors.New("division by zero")
@@ -290,7 +290,7 @@ func TestRequestReplyErrors(t *testing.T) {
 				return calcReply{Quotient: req.A / req.B}, nil
 			}))
 		raw := b.CreateQueue(t, backend.QueueOptions{})
-		responder := startResponder(t, client, patterns.ResponderConfig{ConsumerConfig: quietConfig(raw.URL), AllowNames: []string{prefix + "*"}},
+		responder := startResponder(t, client, raw.URL, patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{prefix + "*"}},
 			func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 				switch string(req.Body) {
 				case "panic":
@@ -300,7 +300,7 @@ func TestRequestReplyErrors(t *testing.T) {
 				}
 				return echo(req), nil
 			})
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix})
 		ctx := context.Background()
 
 		got, err := patterns.Call[calcRequest, calcReply](ctx, r, calc.URL, calcRequest{A: 42, B: 6})
@@ -360,16 +360,16 @@ func TestResponderRejectsReturnAddress(t *testing.T) {
 		q := b.CreateQueue(t, backend.QueueOptions{MaxReceiveCount: 1, VisibilityTimeout: 2 * time.Second})
 		victim := b.CreateQueue(t, backend.QueueOptions{})
 		var logs lockedBuffer
-		cfg := patterns.ResponderConfig{ConsumerConfig: quietConfig(q.URL), AllowNames: []string{"only-these-*"}}
+		cfg := patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{"only-these-*"}}
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		var handled atomic.Int64
-		s := startResponder(t, client, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
+		s := startResponder(t, client, q.URL, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 			handled.Add(1)
 			return echo(req), nil
 		})
 
 		// A Requester whose queue is not allowed: no reply, so a timeout.
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: replyPrefix(t)})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: replyPrefix(t)})
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		if _, err := r.Request(ctx, q.URL, &patterns.Message{Body: []byte("hello")}); !errors.Is(err, patterns.ErrTimeout) {
@@ -409,7 +409,7 @@ func TestRequesterQueueLifecycle(t *testing.T) {
 		client := b.SQS()
 		ctx := context.Background()
 		prefix := replyPrefix(t)
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix, Owner: "test-owner", Tags: map[string]string{"team": "payments"}})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix, Owner: "test-owner", Tags: map[string]string{"team": "payments"}})
 		if err := r.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -434,9 +434,9 @@ func TestRequesterQueueLifecycle(t *testing.T) {
 		// A given queue.
 		given := b.CreateQueue(t, backend.QueueOptions{VisibilityTimeout: 5 * time.Second})
 		q := b.CreateQueue(t, backend.QueueOptions{})
-		startResponder(t, client, patterns.ResponderConfig{ConsumerConfig: quietConfig(q.URL), AllowReplyTo: []string{given.URL}},
+		startResponder(t, client, q.URL, patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowReplyTo: []string{given.URL}},
 			func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) { return echo(req), nil })
-		g := newRequester(t, client, patterns.RequesterConfig{ReplyQueueURL: given.URL})
+		g := newRequester(t, client, patterns.RequesterOptions{ReplyQueueURL: given.URL})
 		reply, err := g.Request(ctx, q.URL, &patterns.Message{Body: []byte("via a given queue")})
 		if err != nil {
 			t.Fatal(err)
@@ -489,7 +489,7 @@ func TestSweep(t *testing.T) {
 			"unreadable":  mk(prefix+"unreadable", map[string]string{patterns.TagReplyQueue: "true", patterns.TagHeartbeat: "yesterday"}),
 			"prefix":      mk("x"+prefix+"orphan", map[string]string{patterns.TagReplyQueue: "true", patterns.TagHeartbeat: old}),
 		}
-		live := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix})
+		live := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix})
 		if err := live.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -531,9 +531,9 @@ func TestRequesterReplacesLostQueue(t *testing.T) {
 		ctx := context.Background()
 		prefix := replyPrefix(t)
 		q := b.CreateQueue(t, backend.QueueOptions{})
-		startResponder(t, client, patterns.ResponderConfig{ConsumerConfig: quietConfig(q.URL), AllowNames: []string{prefix + "*"}},
+		startResponder(t, client, q.URL, patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowNames: []string{prefix + "*"}},
 			func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) { return echo(req), nil })
-		r := newRequester(t, client, patterns.RequesterConfig{ReplyQueuePrefix: prefix, HeartbeatInterval: time.Second})
+		r := newRequester(t, client, patterns.RequesterOptions{ReplyQueuePrefix: prefix, HeartbeatInterval: time.Second})
 		if _, err := r.Request(ctx, q.URL, &patterns.Message{Body: []byte("before")}); err != nil {
 			t.Fatal(err)
 		}

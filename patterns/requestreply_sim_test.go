@@ -32,7 +32,7 @@ func TestRequesterWaitingForStartHonoursDeadline(t *testing.T) {
 			}
 			return memaws.Fault{}
 		})
-		r, err := patterns.NewRequester(mem.SQS(memaws.WithFaults(slow)), patterns.RequesterConfig{Logger: slog.New(slog.DiscardHandler)})
+		r, err := patterns.NewRequester(mem.SQS(memaws.WithFaults(slow)), func(o *patterns.RequesterOptions) { o.Logger = slog.New(slog.DiscardHandler) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,71 +27,70 @@ const (
 func TestCheckReturnAddress(t *testing.T) {
 	cases := []struct {
 		name  string
-		cfg   patterns.ResponderConfig
+		cfg   patterns.ResponderOptions
 		addr  string
 		allow bool
 	}{
 		// Default: the request queue's account, names courier-reply-*.
-		{"default allows own reply queue", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-0a1b", true},
-		{"default allows LocalStack path style at Endpoint", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/eu-west-1/" + ownAccount + "/courier-reply-x", true},
-		{"default refuses other account", patterns.ResponderConfig{}, awsHost + otherAccount + "/courier-reply-0a1b", false},
-		{"default refuses other name", patterns.ResponderConfig{}, awsHost + ownAccount + "/orders", false},
-		{"no address", patterns.ResponderConfig{}, "", false},
-		{"not a URL", patterns.ResponderConfig{}, "courier-reply-x", false},
-		{"no account", patterns.ResponderConfig{}, awsHost + "courier-reply-x", false},
-		{"account not numeric", patterns.ResponderConfig{}, awsHost + "acct/courier-reply-x", false},
-		{"query", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-x?QueueUrl=evil", false},
-		{"fragment", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier-reply-x#f", false},
-		{"user info", patterns.ResponderConfig{}, "https://me@sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
-		{"dot segments", patterns.ResponderConfig{}, awsHost + otherAccount + "/../" + ownAccount + "/courier-reply-x", false},
-		{"escapes", patterns.ResponderConfig{}, awsHost + ownAccount + "/courier%2Dreply-x", false},
-		{"double slash", patterns.ResponderConfig{}, awsHost + ownAccount + "//courier-reply-x", false},
-		{"ftp", patterns.ResponderConfig{}, "ftp://sqs/" + ownAccount + "/courier-reply-x", false},
+		{"default allows own reply queue", patterns.ResponderOptions{}, awsHost + ownAccount + "/courier-reply-0a1b", true},
+		{"default allows LocalStack path style at Endpoint", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/eu-west-1/" + ownAccount + "/courier-reply-x", true},
+		{"default refuses other account", patterns.ResponderOptions{}, awsHost + otherAccount + "/courier-reply-0a1b", false},
+		{"default refuses other name", patterns.ResponderOptions{}, awsHost + ownAccount + "/orders", false},
+		{"no address", patterns.ResponderOptions{}, "", false},
+		{"not a URL", patterns.ResponderOptions{}, "courier-reply-x", false},
+		{"no account", patterns.ResponderOptions{}, awsHost + "courier-reply-x", false},
+		{"account not numeric", patterns.ResponderOptions{}, awsHost + "acct/courier-reply-x", false},
+		{"query", patterns.ResponderOptions{}, awsHost + ownAccount + "/courier-reply-x?QueueUrl=evil", false},
+		{"fragment", patterns.ResponderOptions{}, awsHost + ownAccount + "/courier-reply-x#f", false},
+		{"user info", patterns.ResponderOptions{}, "https://me@sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"dot segments", patterns.ResponderOptions{}, awsHost + otherAccount + "/../" + ownAccount + "/courier-reply-x", false},
+		{"escapes", patterns.ResponderOptions{}, awsHost + ownAccount + "/courier%2Dreply-x", false},
+		{"double slash", patterns.ResponderOptions{}, awsHost + ownAccount + "//courier-reply-x", false},
+		{"ftp", patterns.ResponderOptions{}, "ftp://sqs/" + ownAccount + "/courier-reply-x", false},
 
 		// Where: the request queue's host, the region's SQS endpoints, Endpoint.
-		{"other host", patterns.ResponderConfig{}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
-		{"other host, names only", patterns.ResponderConfig{AllowNames: []string{"courier-reply-*"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
-		{"http on the AWS host", patterns.ResponderConfig{}, "http://sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
-		{"other region", patterns.ResponderConfig{}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
-		{"other partition", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", false},
-		{"host with a suffix", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com.evil.example/" + ownAccount + "/courier-reply-x", false},
-		{"host with a port", patterns.ResponderConfig{}, "https://sqs.eu-west-1.amazonaws.com:8443/" + ownAccount + "/courier-reply-x", false},
-		{"path prefix on the AWS host", patterns.ResponderConfig{}, awsHost + "queue/eu-west-1/" + ownAccount + "/courier-reply-x", false},
-		{"FIPS endpoint of the region", patterns.ResponderConfig{}, "https://sqs-fips.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
-		{"legacy host of the region", patterns.ResponderConfig{}, "https://eu-west-1.queue.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
-		{"Region sets the region", patterns.ResponderConfig{Region: "us-east-1"}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
-		{"Region sets the partition", patterns.ResponderConfig{Region: "cn-north-1"}, "https://sqs.cn-north-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", true},
-		{"no Endpoint: no emulator host", patterns.ResponderConfig{}, "http://127.0.0.1:4566/" + ownAccount + "/courier-reply-x", false},
-		{"Endpoint host", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", true},
-		{"Endpoint host, other port", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5001/" + ownAccount + "/courier-reply-x", false},
-		{"Endpoint host, other scheme", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:5000"}, "https://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", false},
-		{"LocalStack path of another region", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/us-east-1/" + ownAccount + "/courier-reply-x", false},
-		{"other host, AllowReplyTo", patterns.ResponderConfig{AllowReplyTo: []string{"https://evil.example.com/" + ownAccount + "/"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
-		{"other host, AllowReplyFunc", patterns.ResponderConfig{AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, "https://evil.example.com/" + ownAccount + "/x", false},
+		{"other host", patterns.ResponderOptions{}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"other host, names only", patterns.ResponderOptions{AllowNames: []string{"courier-reply-*"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"http on the AWS host", patterns.ResponderOptions{}, "http://sqs.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"other region", patterns.ResponderOptions{}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", false},
+		{"other partition", patterns.ResponderOptions{}, "https://sqs.eu-west-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", false},
+		{"host with a suffix", patterns.ResponderOptions{}, "https://sqs.eu-west-1.amazonaws.com.evil.example/" + ownAccount + "/courier-reply-x", false},
+		{"host with a port", patterns.ResponderOptions{}, "https://sqs.eu-west-1.amazonaws.com:8443/" + ownAccount + "/courier-reply-x", false},
+		{"path prefix on the AWS host", patterns.ResponderOptions{}, awsHost + "queue/eu-west-1/" + ownAccount + "/courier-reply-x", false},
+		{"FIPS endpoint of the region", patterns.ResponderOptions{}, "https://sqs-fips.eu-west-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"legacy host of the region", patterns.ResponderOptions{}, "https://eu-west-1.queue.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"Region sets the region", patterns.ResponderOptions{Region: "us-east-1"}, "https://sqs.us-east-1.amazonaws.com/" + ownAccount + "/courier-reply-x", true},
+		{"Region sets the partition", patterns.ResponderOptions{Region: "cn-north-1"}, "https://sqs.cn-north-1.amazonaws.com.cn/" + ownAccount + "/courier-reply-x", true},
+		{"no Endpoint: no emulator host", patterns.ResponderOptions{}, "http://127.0.0.1:4566/" + ownAccount + "/courier-reply-x", false},
+		{"Endpoint host", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", true},
+		{"Endpoint host, other port", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:5000"}, "http://127.0.0.1:5001/" + ownAccount + "/courier-reply-x", false},
+		{"Endpoint host, other scheme", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:5000"}, "https://127.0.0.1:5000/" + ownAccount + "/courier-reply-x", false},
+		{"LocalStack path of another region", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:4566"}, "http://127.0.0.1:4566/queue/us-east-1/" + ownAccount + "/courier-reply-x", false},
+		{"other host, AllowReplyTo", patterns.ResponderOptions{AllowReplyTo: []string{"https://evil.example.com/" + ownAccount + "/"}}, "https://evil.example.com/" + ownAccount + "/courier-reply-x", false},
+		{"other host, AllowReplyFunc", patterns.ResponderOptions{AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, "https://evil.example.com/" + ownAccount + "/x", false},
 
 		// AllowReplyTo: URL prefixes.
-		{"prefix match", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7", true},
-		{"prefix other region", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, "https://sqs.us-east-1.amazonaws.com/" + otherAccount + "/replies-7", false},
-		{"prefix exact queue", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + ownAccount + "/given"}}, awsHost + ownAccount + "/given", true},
-		{"prefix pins the account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7/" + ownAccount + "/courier-reply-x", false},
+		{"prefix match", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7", true},
+		{"prefix other region", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, "https://sqs.us-east-1.amazonaws.com/" + otherAccount + "/replies-7", false},
+		{"prefix exact queue", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + ownAccount + "/given"}}, awsHost + ownAccount + "/given", true},
+		{"prefix pins the account", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + otherAccount + "/replies-"}}, awsHost + otherAccount + "/replies-7/" + ownAccount + "/courier-reply-x", false},
 
 		// Rules combine with AND; values within a rule with OR.
-		{"account and name", patterns.ResponderConfig{AllowAccounts: []string{ownAccount, otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/replies-1", true},
-		{"account ok name not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/courier-reply-1", false},
-		{"name ok account not", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + ownAccount + "/replies-1", false},
-		{"names only: own account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + ownAccount + "/replies-1", true},
-		{"names only: not another account", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-1", false},
-		{"accounts only: courier-reply-*", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/courier-reply-1", true},
-		{"accounts only: not any name", patterns.ResponderConfig{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/orders", false},
-		{"pattern is whole-name", patterns.ResponderConfig{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-12", false},
-		{"func allows", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/x", true},
-		{"func refuses", patterns.ResponderConfig{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/y", false},
-		{"func and account", patterns.ResponderConfig{AllowAccounts: []string{ownAccount}, AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, awsHost + otherAccount + "/x", false},
+		{"account and name", patterns.ResponderOptions{AllowAccounts: []string{ownAccount, otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/replies-1", true},
+		{"account ok name not", patterns.ResponderOptions{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + otherAccount + "/courier-reply-1", false},
+		{"name ok account not", patterns.ResponderOptions{AllowAccounts: []string{otherAccount}, AllowNames: []string{"replies-*"}}, awsHost + ownAccount + "/replies-1", false},
+		{"names only: own account", patterns.ResponderOptions{AllowNames: []string{"replies-?"}}, awsHost + ownAccount + "/replies-1", true},
+		{"names only: not another account", patterns.ResponderOptions{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-1", false},
+		{"accounts only: courier-reply-*", patterns.ResponderOptions{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/courier-reply-1", true},
+		{"accounts only: not any name", patterns.ResponderOptions{AllowAccounts: []string{otherAccount}}, awsHost + otherAccount + "/orders", false},
+		{"pattern is whole-name", patterns.ResponderOptions{AllowNames: []string{"replies-?"}}, awsHost + otherAccount + "/replies-12", false},
+		{"func allows", patterns.ResponderOptions{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/x", true},
+		{"func refuses", patterns.ResponderOptions{AllowReplyFunc: func(q patterns.QueueRef) bool { return q.Name == "x" }}, awsHost + otherAccount + "/y", false},
+		{"func and account", patterns.ResponderOptions{AllowAccounts: []string{ownAccount}, AllowReplyFunc: func(patterns.QueueRef) bool { return true }}, awsHost + otherAccount + "/x", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.QueueURL = requestQueue
-			s, err := patterns.NewResponder(offlineClient(), tc.cfg)
+			s, err := patterns.NewResponder(offlineClient(), requestQueue, with(tc.cfg))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,28 +111,25 @@ func TestCheckReturnAddress(t *testing.T) {
 func TestResponderConfigValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  patterns.ResponderConfig
+		cfg  patterns.ResponderOptions
 		ok   bool
 	}{
-		{"defaults", patterns.ResponderConfig{}, true},
-		{"bad pattern", patterns.ResponderConfig{AllowNames: []string{"[a-"}}, false},
-		{"bad account", patterns.ResponderConfig{AllowAccounts: []string{"12a"}}, false},
-		{"empty account", patterns.ResponderConfig{AllowAccounts: []string{""}}, false},
-		{"prefix not a URL", patterns.ResponderConfig{AllowReplyTo: []string{"courier-reply-"}}, false},
-		{"prefix without an account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost}}, false},
-		{"prefix with a partial account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + "1111"}}, false},
-		{"prefix with the account", patterns.ResponderConfig{AllowReplyTo: []string{awsHost + ownAccount + "/"}}, true},
-		{"region", patterns.ResponderConfig{Region: "eu-west-1"}, true},
-		{"region with a dot", patterns.ResponderConfig{Region: "eu-west-1.evil.com"}, false},
-		{"endpoint", patterns.ResponderConfig{Endpoint: "http://127.0.0.1:4566"}, true},
-		{"endpoint not a URL", patterns.ResponderConfig{Endpoint: "127.0.0.1:4566"}, false},
-		{"bad consumer", patterns.ResponderConfig{ConsumerConfig: patterns.ConsumerConfig{Workers: -1}}, false},
+		{"defaults", patterns.ResponderOptions{}, true},
+		{"bad pattern", patterns.ResponderOptions{AllowNames: []string{"[a-"}}, false},
+		{"bad account", patterns.ResponderOptions{AllowAccounts: []string{"12a"}}, false},
+		{"empty account", patterns.ResponderOptions{AllowAccounts: []string{""}}, false},
+		{"prefix not a URL", patterns.ResponderOptions{AllowReplyTo: []string{"courier-reply-"}}, false},
+		{"prefix without an account", patterns.ResponderOptions{AllowReplyTo: []string{awsHost}}, false},
+		{"prefix with a partial account", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + "1111"}}, false},
+		{"prefix with the account", patterns.ResponderOptions{AllowReplyTo: []string{awsHost + ownAccount + "/"}}, true},
+		{"region", patterns.ResponderOptions{Region: "eu-west-1"}, true},
+		{"region with a dot", patterns.ResponderOptions{Region: "eu-west-1.evil.com"}, false},
+		{"endpoint", patterns.ResponderOptions{Endpoint: "http://127.0.0.1:4566"}, true},
+		{"endpoint not a URL", patterns.ResponderOptions{Endpoint: "127.0.0.1:4566"}, false},
+		{"bad consumer", patterns.ResponderOptions{ConsumerOptions: patterns.ConsumerOptions{Workers: -1}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.cfg.QueueURL == "" {
-				tc.cfg.QueueURL = requestQueue
-			}
 			err := tc.cfg.Validate()
 			if tc.ok != (err == nil) {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
@@ -141,7 +137,7 @@ func TestResponderConfigValidate(t *testing.T) {
 			if err != nil && !errors.Is(err, patterns.ErrInvalidConfig) {
 				t.Fatalf("Validate() = %v, want ErrInvalidConfig", err)
 			}
-			if _, err2 := patterns.NewResponder(offlineClient(), tc.cfg); (err2 == nil) != tc.ok {
+			if _, err2 := patterns.NewResponder(offlineClient(), requestQueue, with(tc.cfg)); (err2 == nil) != tc.ok {
 				t.Fatalf("NewResponder: %v, want ok=%v", err2, tc.ok)
 			}
 		})
@@ -151,19 +147,19 @@ func TestResponderConfigValidate(t *testing.T) {
 func TestRequesterConfigValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  patterns.RequesterConfig
+		cfg  patterns.RequesterOptions
 		want error
 	}{
-		{"defaults", patterns.RequesterConfig{}, nil},
-		{"given queue", patterns.RequesterConfig{ReplyQueueURL: awsHost + ownAccount + "/replies"}, nil},
-		{"given queue malformed", patterns.RequesterConfig{ReplyQueueURL: "replies"}, patterns.ErrInvalidQueueURL},
-		{"prefix with a dot", patterns.RequesterConfig{ReplyQueuePrefix: "reply."}, patterns.ErrInvalidConfig},
-		{"prefix fifo", patterns.RequesterConfig{ReplyQueuePrefix: "r.fifo"}, patterns.ErrInvalidConfig},
-		{"prefix too long", patterns.RequesterConfig{ReplyQueuePrefix: strings.Repeat("r", 65)}, patterns.ErrInvalidConfig},
-		{"prefix longest", patterns.RequesterConfig{ReplyQueuePrefix: strings.Repeat("r", 64)}, nil},
-		{"heartbeat too fast", patterns.RequesterConfig{HeartbeatInterval: time.Millisecond}, patterns.ErrInvalidConfig},
-		{"negative timeout", patterns.RequesterConfig{Timeout: -time.Second}, patterns.ErrInvalidConfig},
-		{"courier tag", patterns.RequesterConfig{Tags: map[string]string{patterns.TagHeartbeat: "0"}}, patterns.ErrInvalidConfig},
+		{"defaults", patterns.RequesterOptions{}, nil},
+		{"given queue", patterns.RequesterOptions{ReplyQueueURL: awsHost + ownAccount + "/replies"}, nil},
+		{"given queue malformed", patterns.RequesterOptions{ReplyQueueURL: "replies"}, patterns.ErrInvalidQueueURL},
+		{"prefix with a dot", patterns.RequesterOptions{ReplyQueuePrefix: "reply."}, patterns.ErrInvalidConfig},
+		{"prefix fifo", patterns.RequesterOptions{ReplyQueuePrefix: "r.fifo"}, patterns.ErrInvalidConfig},
+		{"prefix too long", patterns.RequesterOptions{ReplyQueuePrefix: strings.Repeat("r", 65)}, patterns.ErrInvalidConfig},
+		{"prefix longest", patterns.RequesterOptions{ReplyQueuePrefix: strings.Repeat("r", 64)}, nil},
+		{"heartbeat too fast", patterns.RequesterOptions{HeartbeatInterval: time.Millisecond}, patterns.ErrInvalidConfig},
+		{"negative timeout", patterns.RequesterOptions{Timeout: -time.Second}, patterns.ErrInvalidConfig},
+		{"courier tag", patterns.RequesterOptions{Tags: map[string]string{patterns.TagHeartbeat: "0"}}, patterns.ErrInvalidConfig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,12 +167,12 @@ func TestRequesterConfigValidate(t *testing.T) {
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("Validate() = %v, want %v", err, tc.want)
 			}
-			if _, err2 := patterns.NewRequester(offlineClient(), tc.cfg); (err2 == nil) != (err == nil) {
+			if _, err2 := patterns.NewRequester(offlineClient(), with(tc.cfg)); (err2 == nil) != (err == nil) {
 				t.Fatalf("NewRequester: %v, Validate: %v", err2, err)
 			}
 		})
 	}
-	if _, err := patterns.NewRequester(nil, patterns.RequesterConfig{}); !errors.Is(err, patterns.ErrInvalidConfig) {
+	if _, err := patterns.NewRequester(nil); !errors.Is(err, patterns.ErrInvalidConfig) {
 		t.Errorf("NewRequester(nil client): %v, want ErrInvalidConfig", err)
 	}
 }
@@ -184,7 +180,7 @@ func TestRequesterConfigValidate(t *testing.T) {
 // TestRequestBadInput: bad input fails before any request (the client here
 // reaches nothing).
 func TestRequestBadInput(t *testing.T) {
-	r, err := patterns.NewRequester(offlineClient(), patterns.RequesterConfig{})
+	r, err := patterns.NewRequester(offlineClient())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ type wireRig struct {
 	stop            func()
 }
 
-func newWireRig(t *testing.T, cfg patterns.ResponderConfig, h patterns.RequestHandler) *wireRig {
+func newWireRig(t *testing.T, cfg patterns.ResponderOptions, h patterns.RequestHandler) *wireRig {
 	t.Helper()
 	ctx := context.Background()
 	r := &wireRig{mem: memaws.New()}
@@ -54,14 +54,14 @@ func newWireRig(t *testing.T, cfg patterns.ResponderConfig, h patterns.RequestHa
 	})
 	r.allowed = mk("courier-reply-a", nil)
 	r.victim = mk("victim", nil)
-	cfg.QueueURL, cfg.WaitTime, cfg.Logger = r.requests, time.Second, slog.New(slog.DiscardHandler)
+	cfg.WaitTime, cfg.Logger = time.Second, slog.New(slog.DiscardHandler)
 	if h == nil {
 		h = func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
 			r.handled.Add(1)
 			return &patterns.Message{Body: append([]byte("echo "), req.Body...), Attributes: req.Attributes}, nil
 		}
 	}
-	r.responder, err = patterns.NewResponder(r.client, cfg)
+	r.responder, err = patterns.NewResponder(r.client, r.requests, with(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func header(cid, ra string) string {
 // but that has no correlation id is answered there with an error reply.
 func TestResponderRefusedRequestGoesToDLQ(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newWireRig(t, patterns.ResponderConfig{}, nil)
+		r := newWireRig(t, patterns.ResponderOptions{}, nil)
 		r.send(t, "forged", map[string]string{"courier": header("f1", r.victim)})
 		r.send(t, "no address", map[string]string{"courier": header("n1", "")})
 		r.send(t, "no cid", map[string]string{"courier": header("", r.allowed)})
@@ -184,7 +184,7 @@ func (r *wireRig) javaQueue(t *testing.T, name string) string {
 // AmazonSQSResponder does, within the allowlist.
 func TestResponderAnswersJavaTemporaryQueuesRequester(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := patterns.ResponderConfig{AllowNames: []string{"courier-reply-*", "__RequesterClientQueues__*"}}
+		cfg := patterns.ResponderOptions{AllowNames: []string{"courier-reply-*", "__RequesterClientQueues__*"}}
 		var r *wireRig
 		r = newWireRig(t, cfg, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
 			r.handled.Add(1)

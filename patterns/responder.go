@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// ResponderConfig configures a Responder: the Consumer of its request
-// queue, and the allowlist of return addresses.
+// ResponderOptions configures a Responder (NewResponder): the Consumer of
+// its request queue, and the allowlist of return addresses.
 //
 // A return address must be a plain queue URL (no user info, query,
 // fragment, escapes or dot segments) and pass three checks, all of them:
@@ -54,8 +54,8 @@ import (
 // config.LoadDefaultConfig fills from AWS_REGION and AWS_ENDPOINT_URL);
 // set Region and Endpoint for any other SQSAPI. With neither known, only
 // the request queue's host is allowed.
-type ResponderConfig struct {
-	ConsumerConfig
+type ResponderOptions struct {
+	ConsumerOptions
 	// Name is how the responder names itself in replies to scatter
 	// requests (ResponderHeader), so that a scatter-gather aggregate says
 	// who answered and who did not. Default: the request queue URL, which
@@ -75,9 +75,9 @@ type ResponderConfig struct {
 	Endpoint string
 }
 
-// Validate reports a configuration that cannot work.
-func (c ResponderConfig) Validate() error {
-	if err := c.ConsumerConfig.Validate(); err != nil {
+// Validate reports options that cannot work. NewResponder calls it.
+func (c ResponderOptions) Validate() error {
+	if err := c.ConsumerOptions.Validate(); err != nil {
 		return err
 	}
 	for _, p := range c.AllowReplyTo {
@@ -152,23 +152,28 @@ type ResponderStats struct {
 // requester takes whichever reply comes first.
 type Responder struct {
 	client   SQSAPI
-	cfg      ResponderConfig
+	cfg      ResponderOptions
 	consumer *Consumer
 	log      *slog.Logger
 	allow    []func(QueueRef) error
 	stats    struct{ requests, replies, errorReplies, rejected, undeliverable atomic.Int64 }
 }
 
-// NewResponder returns a Responder for cfg.QueueURL; the configuration is
+// NewResponder returns a Responder of the request queue at queueURL; optFns
+// set its ResponderOptions; the configuration is
 // checked here.
-func NewResponder(client SQSAPI, cfg ResponderConfig) (*Responder, error) {
+func NewResponder(client SQSAPI, queueURL string, optFns ...func(*ResponderOptions)) (*Responder, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
+	}
+	var cfg ResponderOptions
+	for _, fn := range optFns {
+		fn(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c, err := NewConsumer(client, cfg.ConsumerConfig)
+	c, err := newConsumer(client, consumerConfig{QueueURL: queueURL, ConsumerOptions: cfg.ConsumerOptions})
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +184,7 @@ func NewResponder(client SQSAPI, cfg ResponderConfig) (*Responder, error) {
 	return s, nil
 }
 
-// rules builds the allowlist (see ResponderConfig): where, account and
+// rules builds the allowlist (see ResponderOptions): where, account and
 // name always, and each rule that is set.
 func (s *Responder) rules(client SQSAPI) ([]func(QueueRef) error, error) {
 	c := s.cfg

@@ -10,13 +10,8 @@ import (
 	"time"
 )
 
-// ScattererConfig configures a Scatterer.
-type ScattererConfig struct {
-	// ResponseQueueURL is the return address of every request: the queue
-	// the aggregator consumes. A standard queue (deadlines are delayed
-	// messages).
-	ResponseQueueURL string
-	Store            AggregateStore
+// ScattererOptions configures a Scatterer (NewScatterer).
+type ScattererOptions struct {
 	// Recipients computes a request's destinations when ScatterOptions.To
 	// is empty. Optional.
 	Recipients *RecipientList
@@ -25,7 +20,7 @@ type ScattererConfig struct {
 // ScatterOptions shapes one scatter.
 type ScatterOptions struct {
 	// To are the destinations of the request: responder queues and/or
-	// topics their queues subscribe to. Empty: ScattererConfig.Recipients.
+	// topics their queues subscribe to. Empty: ScattererOptions.Recipients.
 	To []Destination
 	// Completion is the aggregate's rule. When Expected is empty and
 	// every destination is a queue, the queues are expected.
@@ -36,14 +31,30 @@ type ScatterOptions struct {
 // and sends the request to its destinations.
 type Scatterer struct {
 	sqs   SQSSendAPI
-	cfg   ScattererConfig
+	cfg   scattererConfig
 	plain *RecipientList // for explicit destinations
 	now   func() time.Time
 }
 
-// NewScatterer returns a Scatterer. snsClient may be nil when no request
-// goes to a topic.
-func NewScatterer(sqsClient SQSSendAPI, snsClient SNSPublishAPI, cfg ScattererConfig) (*Scatterer, error) {
+// scattererConfig is what a Scatterer runs with.
+type scattererConfig struct {
+	// ResponseQueueURL is the return address of every request: the queue
+	// the aggregator consumes. A standard queue (deadlines are delayed
+	// messages).
+	ResponseQueueURL string
+	Store            AggregateStore
+	ScattererOptions
+}
+
+// NewScatterer returns a Scatterer whose requests name responseQueueURL
+// (the queue the aggregator consumes; a standard queue, as deadlines are
+// delayed messages) as their return address and whose aggregates open in
+// store. snsClient may be nil when no request goes to a topic.
+func NewScatterer(sqsClient SQSSendAPI, snsClient SNSPublishAPI, responseQueueURL string, store AggregateStore, optFns ...func(*ScattererOptions)) (*Scatterer, error) {
+	cfg := scattererConfig{ResponseQueueURL: responseQueueURL, Store: store}
+	for _, fn := range optFns {
+		fn(&cfg.ScattererOptions)
+	}
 	if sqsClient == nil {
 		return nil, fmt.Errorf("%w: nil SQS client", ErrInvalidConfig)
 	}
@@ -57,7 +68,7 @@ func NewScatterer(sqsClient SQSSendAPI, snsClient SNSPublishAPI, cfg ScattererCo
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("%w: scatterer needs a Store", ErrInvalidConfig)
 	}
-	plain, err := NewRecipientList(sqsClient, snsClient, RecipientListConfig{})
+	plain, err := NewRecipientList(sqsClient, snsClient)
 	if err != nil {
 		return nil, err
 	}

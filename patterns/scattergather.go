@@ -57,7 +57,7 @@ import (
 const ScatterHeader = "scatter"
 
 // ResponderHeader names the responder in a reply to a scatter request:
-// ResponderConfig.Name, or by default the responder's request queue URL.
+// ResponderOptions.Name, or by default the responder's request queue URL.
 // ResponderQueueHeader is that queue's URL, in every such reply.
 const (
 	ResponderHeader      = "responder"
@@ -84,7 +84,7 @@ var (
 // that holds. The aggregator's Predicate is a further rule.
 type Completion struct {
 	// Expected names the responders expected to answer, each by its
-	// ResponderConfig.Name or by its request queue (URL or ARN: they name
+	// ResponderOptions.Name or by its request queue (URL or ARN: they name
 	// the same responder); when all of them have answered, the aggregate
 	// is complete (CompletedAll).
 	Expected []string
@@ -303,10 +303,14 @@ type aggregateCtxKey struct{}
 // Idempotent keys a handler's messages, so that a second call for an
 // aggregate p completed (after a crash before MarkProcessed) is skipped,
 // and a call while another runs it fails with ErrIdempotencyInProgress
-// (retried on redelivery). o.Key must be nil: the key is the correlation
-// id. o.RecordTTL defaults to DefaultAggregateTTL, as long as a redelivery
-// can find the aggregate; o.InProgressTTL as Idempotent's.
-func IdempotentProcessor(p Processor, store IdempotencyStore, o IdempotencyOptions) (Processor, error) {
+// (retried on redelivery). IdempotencyOptions.Key must be nil: the key is
+// the correlation id. RecordTTL defaults to DefaultAggregateTTL, as long as
+// a redelivery can find the aggregate; InProgressTTL as Idempotent's.
+func IdempotentProcessor(p Processor, store IdempotencyStore, optFns ...func(*IdempotencyOptions)) (Processor, error) {
+	var o IdempotencyOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	switch {
 	case p == nil:
 		return nil, fmt.Errorf("%w: IdempotentProcessor: nil processor", ErrInvalidConfig)
@@ -319,7 +323,7 @@ func IdempotentProcessor(p Processor, store IdempotencyStore, o IdempotencyOptio
 	o.Key = func(m *Message) (string, error) { return "aggregate:" + m.CorrelationID, nil }
 	h, err := Idempotent(func(ctx context.Context, _ *Message) error {
 		return p(ctx, ctx.Value(aggregateCtxKey{}).(*Aggregate))
-	}, store, o)
+	}, store, func(io *IdempotencyOptions) { *io = o })
 	if err != nil {
 		return nil, err
 	}
@@ -331,14 +335,9 @@ func IdempotentProcessor(p Processor, store IdempotencyStore, o IdempotencyOptio
 	}, nil
 }
 
-// ScatterGatherConfig configures a ScatterGather: scatterer and
+// ScatterGatherOptions configures a ScatterGather (NewScatterGather): scatterer and
 // aggregator in one process.
-type ScatterGatherConfig struct {
-	// ResponseQueueURL is the queue the responses come to, consumed by
-	// this ScatterGather alone: Gather hears of the aggregates this
-	// process completes. For aggregators in other processes or Lambda
-	// functions, use a Scatterer and Aggregators on a shared store.
-	ResponseQueueURL string
+type ScatterGatherOptions struct {
 	// Store defaults to a new MemoryAggregateStore.
 	Store      AggregateStore
 	Recipients *RecipientList
@@ -346,9 +345,8 @@ type ScatterGatherConfig struct {
 	// Processor, when set, is called with each completed aggregate before
 	// Gather returns it.
 	Processor Processor
-	// Consumer shapes the consumer of the response queue (its QueueURL is
-	// ResponseQueueURL).
-	Consumer ConsumerConfig
+	// Consumer shapes the consumer of the response queue.
+	Consumer ConsumerOptions
 }
 
 // ScatterGather is scatter-gather in one process: Gather scatters a
@@ -365,27 +363,34 @@ type ScatterGather struct {
 	waiters map[string]chan *Aggregate
 }
 
-// NewScatterGather returns a ScatterGather; the configuration is checked
+// NewScatterGather returns a ScatterGather whose responses come to
+// responseQueueURL, consumed by this ScatterGather alone: Gather hears of
+// the aggregates this process completes (for aggregators in other
+// processes or Lambda functions, use a Scatterer and Aggregators on a
+// shared store). optFns set its ScatterGatherOptions, checked
 // here.
-func NewScatterGather(sqsClient SQSAPI, snsClient SNSPublishAPI, cfg ScatterGatherConfig) (*ScatterGather, error) {
+func NewScatterGather(sqsClient SQSAPI, snsClient SNSPublishAPI, responseQueueURL string, optFns ...func(*ScatterGatherOptions)) (*ScatterGather, error) {
+	var cfg ScatterGatherOptions
+	for _, fn := range optFns {
+		fn(&cfg)
+	}
 	if cfg.Store == nil {
 		cfg.Store, _ = NewMemoryAggregateStore()
 	}
-	s, err := NewScatterer(sqsClient, snsClient, ScattererConfig{ResponseQueueURL: cfg.ResponseQueueURL, Store: cfg.Store, Recipients: cfg.Recipients})
+	s, err := NewScatterer(sqsClient, snsClient, responseQueueURL, cfg.Store, func(o *ScattererOptions) { o.Recipients = cfg.Recipients })
 	if err != nil {
 		return nil, err
 	}
 	sg := &ScatterGather{Scatterer: s, waiters: map[string]chan *Aggregate{}}
-	cc := cfg.Consumer
-	cc.QueueURL = cfg.ResponseQueueURL
-	sg.agg, err = NewAggregator(sqsClient, AggregatorConfig{
-		ConsumerConfig: cc, Store: cfg.Store, Predicate: cfg.Predicate,
+	sg.agg, err = newAggregator(sqsClient, aggregatorConfig{
+		QueueURL: responseQueueURL, Store: cfg.Store,
 		Processor: func(ctx context.Context, a *Aggregate) error {
 			if cfg.Processor != nil {
 				return cfg.Processor(ctx, a)
 			}
 			return nil
 		},
+		AggregatorOptions: AggregatorOptions{ConsumerOptions: cfg.Consumer, Predicate: cfg.Predicate},
 	})
 	if err != nil {
 		return nil, err

@@ -34,8 +34,8 @@ func TestBenchScatterGather(t *testing.T) {
 			q := b.CreateQueue(t, backend.QueueOptions{}).URL
 			to = append(to, patterns.Destination(q))
 			delay := time.Duration(i) * 20 * time.Millisecond
-			cfg := patterns.ResponderConfig{ConsumerConfig: quietConfig(q), AllowReplyTo: []string{replies.URL}}
-			startResponder(t, client, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
+			cfg := patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowReplyTo: []string{replies.URL}}
+			startResponder(t, client, q, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 				time.Sleep(delay)
 				mu.Lock()
 				if now := time.Now(); now.After(last[req.CorrelationID]) {
@@ -45,7 +45,7 @@ func TestBenchScatterGather(t *testing.T) {
 				return &patterns.Message{Body: []byte("quote")}, nil
 			})
 		}
-		sg := startScatterGather(t, b, patterns.ScatterGatherConfig{ResponseQueueURL: replies.URL})
+		sg := startScatterGather(t, b, replies.URL, patterns.ScatterGatherOptions{})
 		rc.Reset()
 		overhead := make([]time.Duration, 0, n)
 		total := make([]time.Duration, 0, n)

@@ -26,8 +26,8 @@ func quote(name string, req *patterns.Message) *patterns.Message {
 // sent with responses to replyURL, after delay.
 func startQuoter(t *testing.T, client patterns.SQSAPI, queueURL, replyURL string, delay time.Duration) *patterns.Responder {
 	t.Helper()
-	cfg := patterns.ResponderConfig{ConsumerConfig: quietConfig(queueURL), AllowReplyTo: []string{replyURL}}
-	return startResponder(t, client, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
+	cfg := patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowReplyTo: []string{replyURL}}
+	return startResponder(t, client, queueURL, cfg, func(ctx context.Context, req *patterns.Message) (*patterns.Message, error) {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -39,12 +39,12 @@ func startQuoter(t *testing.T, client patterns.SQSAPI, queueURL, replyURL string
 
 // startScatterGather returns a ScatterGather on replyURL, running until the
 // test ends.
-func startScatterGather(t *testing.T, b *backend.Backend, cfg patterns.ScatterGatherConfig) *patterns.ScatterGather {
+func startScatterGather(t *testing.T, b *backend.Backend, replyURL string, cfg patterns.ScatterGatherOptions) *patterns.ScatterGather {
 	t.Helper()
 	if cfg.Consumer.Logger == nil {
-		cfg.Consumer = quietConfig("")
+		cfg.Consumer = quietOptions()
 	}
-	sg, err := patterns.NewScatterGather(b.SQS(), b.SNS(), cfg)
+	sg, err := patterns.NewScatterGather(b.SQS(), b.SNS(), replyURL, func(o *patterns.ScatterGatherOptions) { *o = cfg })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestScatterGatherDeadline(t *testing.T) {
 		startQuoter(t, b.SQS(), slow, replies.URL, deadline+time.Second)
 		_ = dead // nobody consumes it
 
-		sg := startScatterGather(t, b, patterns.ScatterGatherConfig{ResponseQueueURL: replies.URL})
+		sg := startScatterGather(t, b, replies.URL, patterns.ScatterGatherOptions{})
 		var to []patterns.Destination
 		for _, q := range qs {
 			to = append(to, patterns.Destination(q))
@@ -135,9 +135,8 @@ func TestScatterGatherConcurrent(t *testing.T) {
 			to, names = append(to, patterns.Destination(q)), append(names, q)
 		}
 		var processed atomic.Int64
-		sg := startScatterGather(t, b, patterns.ScatterGatherConfig{
-			ResponseQueueURL: replies.URL,
-			Processor:        func(context.Context, *patterns.Aggregate) error { processed.Add(1); return nil },
+		sg := startScatterGather(t, b, replies.URL, patterns.ScatterGatherOptions{
+			Processor: func(context.Context, *patterns.Aggregate) error { processed.Add(1); return nil },
 		})
 		var (
 			wg   sync.WaitGroup
@@ -189,7 +188,7 @@ func checkAggregate(agg *patterns.Aggregate, body string, names []string) error 
 
 // A scatter through an SNS topic fanned out to three responder queues,
 // completed by a quorum of two: the aggregate has the first two answers,
-// and the third is ignored as late. Responders named by ResponderConfig.Name.
+// and the third is ignored as late. Responders named by ResponderOptions.Name.
 func TestScatterGatherTopicQuorum(t *testing.T) {
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		ctx := context.Background()
@@ -201,12 +200,12 @@ func TestScatterGatherTopicQuorum(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := fmt.Sprintf("supplier-%d", i)
-			cfg := patterns.ResponderConfig{ConsumerConfig: quietConfig(q), AllowReplyTo: []string{replies.URL}, Name: name}
-			startResponder(t, b.SQS(), cfg, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
+			cfg := patterns.ResponderOptions{ConsumerOptions: quietOptions(), AllowReplyTo: []string{replies.URL}, Name: name}
+			startResponder(t, b.SQS(), q, cfg, func(_ context.Context, req *patterns.Message) (*patterns.Message, error) {
 				return quote(name, req), nil
 			})
 		}
-		sg := startScatterGather(t, b, patterns.ScatterGatherConfig{ResponseQueueURL: replies.URL})
+		sg := startScatterGather(t, b, replies.URL, patterns.ScatterGatherOptions{})
 		gctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		agg, err := sg.Gather(gctx, &patterns.Message{Body: []byte("rfq")},
@@ -235,7 +234,7 @@ func TestScatterGatherRefuses(t *testing.T) {
 	replies := b.CreateQueue(t, backend.QueueOptions{})
 	topic := b.CreateTopic(t, false, nil)
 	var rc patterns.RequestCounter
-	sg, err := patterns.NewScatterGather(b.SQS(&rc), b.SNS(&rc), patterns.ScatterGatherConfig{ResponseQueueURL: replies.URL, Consumer: quietConfig("")})
+	sg, err := patterns.NewScatterGather(b.SQS(&rc), b.SNS(&rc), replies.URL, func(o *patterns.ScatterGatherOptions) { o.Consumer = quietOptions() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +259,7 @@ func TestScatterGatherRefuses(t *testing.T) {
 	if n := rc.Total(); n != 0 {
 		t.Errorf("%d requests sent for refused scatters", n)
 	}
-	if _, err := patterns.NewScatterGather(b.SQS(), b.SNS(), patterns.ScatterGatherConfig{ResponseQueueURL: "https://example.com/not-a-queue"}); !errors.Is(err, patterns.ErrInvalidConfig) {
+	if _, err := patterns.NewScatterGather(b.SQS(), b.SNS(), "https://example.com/not-a-queue"); !errors.Is(err, patterns.ErrInvalidConfig) {
 		t.Errorf("bad response queue: %v", err)
 	}
 }
@@ -293,15 +292,12 @@ func TestAggregatorsDynamoDBExactlyOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := patterns.NewAggregator(b.SQS(), patterns.AggregatorConfig{
-				ConsumerConfig: quietConfig(replies.URL), Store: store,
-				Processor: func(_ context.Context, a *patterns.Aggregate) error {
-					mu.Lock()
-					defer mu.Unlock()
-					processed[a.CorrelationID] = append(processed[a.CorrelationID], a)
-					return nil
-				},
-			})
+			a, err := patterns.NewAggregator(b.SQS(), replies.URL, store, func(_ context.Context, a *patterns.Aggregate) error {
+				mu.Lock()
+				defer mu.Unlock()
+				processed[a.CorrelationID] = append(processed[a.CorrelationID], a)
+				return nil
+			}, func(o *patterns.AggregatorOptions) { o.ConsumerOptions = quietOptions() })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +308,7 @@ func TestAggregatorsDynamoDBExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc, err := patterns.NewScatterer(b.SQS(), nil, patterns.ScattererConfig{ResponseQueueURL: replies.URL, Store: store})
+		sc, err := patterns.NewScatterer(b.SQS(), nil, replies.URL, store)
 		if err != nil {
 			t.Fatal(err)
 		}

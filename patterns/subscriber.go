@@ -46,17 +46,15 @@ type SNSConfirmAPI interface {
 	ConfirmSubscription(ctx context.Context, in *sns.ConfirmSubscriptionInput, optFns ...func(*sns.Options)) (*sns.ConfirmSubscriptionOutput, error)
 }
 
-// HTTPSubscriberConfig configures an HTTPSubscriber.
-type HTTPSubscriberConfig struct {
-	// TopicARNs are the topics this endpoint accepts messages from
-	// (required). Anything else is refused with 403, as the SNS
-	// documentation asks, so nobody can subscribe the endpoint to a topic of
-	// theirs.
+// httpSubscriberConfig is what an HTTPSubscriber runs with.
+type httpSubscriberConfig struct {
+	SNS       SNSConfirmAPI
 	TopicARNs []string
-	// SNS confirms subscriptions (ConfirmSubscription with the token, and
-	// AuthenticateOnUnsubscribe so that only the topic owner can remove
-	// the subscription). Required.
-	SNS SNSConfirmAPI
+	HTTPSubscriberOptions
+}
+
+// HTTPSubscriberOptions configures an HTTPSubscriber (NewHTTPSubscriber).
+type HTTPSubscriberOptions struct {
 	// TrustCertURL says whether a SigningCertURL may be fetched. Default: an
 	// https URL on sns.<region>.amazonaws.com (or .amazonaws.com.cn) ending
 	// in .pem. Set it to accept an emulator's certificate in tests.
@@ -78,12 +76,22 @@ type HTTPSubscriberConfig struct {
 // so SNS retries the delivery under the subscription's delivery policy.
 type HTTPSubscriber struct {
 	handler Handler
-	cfg     HTTPSubscriberConfig
+	cfg     httpSubscriberConfig
 	certs   sync.Map // cert URL -> *rsa.PublicKey
 }
 
-// NewHTTPSubscriber returns the endpoint; mount it on any path.
-func NewHTTPSubscriber(h Handler, cfg HTTPSubscriberConfig) (*HTTPSubscriber, error) {
+// NewHTTPSubscriber returns the endpoint; mount it on any path. client
+// confirms subscriptions (ConfirmSubscription with the token, and
+// AuthenticateOnUnsubscribe so that only the topic owner can remove the
+// subscription). topicARNs are the topics the endpoint accepts messages
+// from; anything else is refused with 403, as the SNS documentation asks,
+// so nobody can subscribe the endpoint to a topic of theirs. h handles
+// each message.
+func NewHTTPSubscriber(client SNSConfirmAPI, topicARNs []string, h Handler, optFns ...func(*HTTPSubscriberOptions)) (*HTTPSubscriber, error) {
+	cfg := httpSubscriberConfig{SNS: client, TopicARNs: topicARNs}
+	for _, fn := range optFns {
+		fn(&cfg.HTTPSubscriberOptions)
+	}
 	switch {
 	case h == nil:
 		return nil, fmt.Errorf("%w: HTTPSubscriber needs a handler", ErrInvalidConfig)

@@ -92,12 +92,11 @@ func TestHTTPSubscriberVerifies(t *testing.T) {
 	var got []string
 	handlerErr := error(nil)
 	confirm := &confirmRecorder{}
-	sub, err := NewHTTPSubscriber(func(_ context.Context, m *Message) error {
+	sub, err := NewHTTPSubscriber(confirm, []string{testTopic}, func(_ context.Context, m *Message) error {
 		got = append(got, string(m.Body)+"/"+m.Attr("color"))
 		return handlerErr
-	}, HTTPSubscriberConfig{
-		TopicARNs: []string{testTopic}, SNS: confirm,
-		TrustCertURL: func(u *url.URL) bool { return strings.HasPrefix(u.String(), "http://127.0.0.1:") },
+	}, func(o *HTTPSubscriberOptions) {
+		o.TrustCertURL = func(u *url.URL) bool { return strings.HasPrefix(u.String(), "http://127.0.0.1:") }
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -188,12 +187,12 @@ func TestAWSSigningCertURL(t *testing.T) {
 
 func TestHTTPSubscriberConfig(t *testing.T) {
 	h := func(context.Context, *Message) error { return nil }
-	for name, cfg := range map[string]HTTPSubscriberConfig{
+	for name, cfg := range map[string]httpSubscriberConfig{
 		"no topics": {SNS: &confirmRecorder{}},
 		"no client": {TopicARNs: []string{testTopic}},
 		"bad arn":   {TopicARNs: []string{"orders"}, SNS: &confirmRecorder{}},
 	} {
-		if _, err := NewHTTPSubscriber(h, cfg); err == nil {
+		if _, err := NewHTTPSubscriber(cfg.SNS, cfg.TopicARNs, h); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

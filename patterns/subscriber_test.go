@@ -32,16 +32,15 @@ func TestHTTPSubscriber(t *testing.T) {
 
 		var mu sync.Mutex
 		got := map[string]string{}
-		sub, err := patterns.NewHTTPSubscriber(func(_ context.Context, m *patterns.Message) error {
+		sub, err := patterns.NewHTTPSubscriber(snsClient, []string{topic}, func(_ context.Context, m *patterns.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
 			got[string(m.Body)] = m.Attr("color") + "/" + m.CorrelationID
 			return nil
-		}, patterns.HTTPSubscriberConfig{
-			TopicARNs: []string{topic}, SNS: snsClient, Logger: discardLogger(),
-			// The emulator serves its signing certificate itself, over http.
-			TrustCertURL:  func(u *url.URL) bool { return u.Host == emulator.Host },
-			SkipSignature: !b.Caps.SignsHTTPNotifications,
+		}, func(o *patterns.HTTPSubscriberOptions) {
+			o.Logger = discardLogger()
+			o.TrustCertURL = func(u *url.URL) bool { return u.Host == emulator.Host }
+			o.SkipSignature = !b.Caps.SignsHTTPNotifications
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,7 @@ import "context"
 // implements it with OpenTelemetry (W3C trace context in the message,
 // spans per the messaging semantic conventions); patterns itself depends on
 // no tracing library. Set it in ProducerOptions.Tracer,
-// PublisherOptions.Tracer, ConsumerConfig.Tracer and the Lambda adapter's
+// PublisherOptions.Tracer, ConsumerOptions.Tracer and the Lambda adapter's
 // Options.Tracer. Nil: no tracing, no cost.
 type Tracer interface {
 	// StartSend starts the span of one Send or Publish call to dest (a

@@ -111,7 +111,10 @@ func courierRoundTrip(n int) {
 			panic(err)
 		}
 	}
-	c, _ := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: cannedQueue, WaitTime: time.Second, Logger: quiet()})
+	c, _ := patterns.NewConsumer(client, cannedQueue, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var handled atomic.Int64
 	_ = c.Run(ctx, func(context.Context, *patterns.Message) error {
@@ -233,7 +236,7 @@ func TestBenchIdle(t *testing.T) {
 	q := b.CreateQueue(t, backend.QueueOptions{})
 	var oc opCounter
 	client := sqs.NewFromConfig(b.Config(), oc.install)
-	c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, Logger: quiet()})
+	c, err := patterns.NewConsumer(client, q.URL, func(o *patterns.ConsumerOptions) { o.Logger = quiet() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +274,10 @@ func runCourierE2E(t *testing.T, b *backend.Backend, n int) e2eResult {
 	if err := p.Send(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: quiet()})
+	c, _ := patterns.NewConsumer(client, q.URL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var handled atomic.Int64
 	var took time.Duration
@@ -493,7 +499,10 @@ func courierShape(t *testing.T, concurrent bool) func(*sqs.Client, string, int) 
 			}
 		}
 		t.Logf("courier sent %d (concurrent %v) in %v", n, concurrent, time.Since(start))
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet()})
+		c, err := patterns.NewConsumer(client, url, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -173,7 +173,11 @@ func runFaultScenario(t *testing.T, b *backend.Backend, scenario string, fifo bo
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	c, err := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: quiet(), VisibilityTimeout: 5 * time.Second})
+	c, err := patterns.NewConsumer(sqsClient, q.URL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+		o.VisibilityTimeout = 5 * time.Second
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +280,10 @@ func TestFaultsFanOut(t *testing.T) {
 		<-faults
 		for i, q := range queues {
 			ck := checkers[i]
-			c, err := patterns.NewConsumer(b.SQS(), patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet()})
+			c, err := patterns.NewConsumer(b.SQS(), q, func(o *patterns.ConsumerOptions) {
+				o.WaitTime = time.Second
+				o.Logger = quiet()
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -376,7 +383,10 @@ func TestFaultsThrottling(t *testing.T) {
 			}
 			ck.sendResult(msgs, p.Send(context.Background(), msgs...))
 		}
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: quiet()})
+		c, err := patterns.NewConsumer(client, q.URL, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,10 @@ func TestFaultChildConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	c, err := patterns.NewConsumer(b.SQS(), patterns.ConsumerConfig{QueueURL: queue, WaitTime: time.Second, Logger: quiet()})
+	c, err := patterns.NewConsumer(b.SQS(), queue, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -552,9 +552,12 @@ func TestSoakChildConsumer(t *testing.T) {
 	client := soakClient(b, os.Getenv("COURIER_SOAK_ENDPOINT"), ct)
 	var consumers []*patterns.Consumer
 	for range soakConsumers {
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{
-			QueueURL: queue, WaitTime: time.Second, Logger: quiet(),
-			Workers: soakWorkers, MaxInFlight: soakInFlight, VisibilityTimeout: soakVisibility,
+		c, err := patterns.NewConsumer(client, queue, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+			o.Workers = soakWorkers
+			o.MaxInFlight = soakInFlight
+			o.VisibilityTimeout = soakVisibility
 		})
 		if err != nil {
 			t.Fatal(err)

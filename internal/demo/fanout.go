@@ -54,7 +54,10 @@ func fanOut(ctx context.Context, env *Env) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := patterns.NewConsumer(env.SQS, patterns.ConsumerConfig{QueueURL: urls[i], WaitTime: time.Second, Logger: quiet})
+			c, err := patterns.NewConsumer(env.SQS, urls[i], func(o *patterns.ConsumerOptions) {
+				o.WaitTime = time.Second
+				o.Logger = quiet
+			})
 			if err != nil {
 				errs[i] = err
 				return

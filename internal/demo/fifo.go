@@ -39,7 +39,11 @@ func fifo(ctx context.Context, env *Env) (Result, error) {
 	}
 	env.Trail.Add("producer", "ledger.fifo", fmt.Sprintf("%d transactions in 3 groups, plus a duplicate", len(msgs)-1))
 
-	c, err := patterns.NewConsumer(env.SQS, patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Workers: 3, Logger: quiet})
+	c, err := patterns.NewConsumer(env.SQS, url, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Workers = 3
+		o.Logger = quiet
+	})
 	if err != nil {
 		return Result{}, err
 	}

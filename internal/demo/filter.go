@@ -88,7 +88,10 @@ func messageFilter(ctx context.Context, env *Env) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := patterns.NewConsumer(env.SQS, patterns.ConsumerConfig{QueueURL: urls[s.name], WaitTime: time.Second, Logger: quiet})
+			c, err := patterns.NewConsumer(env.SQS, urls[s.name], func(o *patterns.ConsumerOptions) {
+				o.WaitTime = time.Second
+				o.Logger = quiet
+			})
 			if err != nil {
 				errs[i] = err
 				return

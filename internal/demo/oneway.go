@@ -68,7 +68,10 @@ func oneWay(ctx context.Context, env *Env) (Result, error) {
 	}
 	env.Trail.Add("sender", "orders queue", fmt.Sprintf("SendMessageBatch of %d orders", n))
 
-	receiver, err := patterns.NewReceiver(env.SQS, patterns.ConsumerConfig{QueueURL: url, WaitTime: 2 * time.Second, Logger: quiet})
+	receiver, err := patterns.NewReceiver(env.SQS, url, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = 2 * time.Second
+		o.Logger = quiet
+	})
 	if err != nil {
 		return Result{}, err
 	}
@@ -104,7 +107,10 @@ func competingConsumers(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	group, err := patterns.NewCompetingConsumers(env.SQS, consumers, patterns.ConsumerConfig{QueueURL: url, WaitTime: 2 * time.Second, Logger: quiet})
+	group, err := patterns.NewCompetingConsumers(env.SQS, url, consumers, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = 2 * time.Second
+		o.Logger = quiet
+	})
 	if err != nil {
 		return Result{}, err
 	}

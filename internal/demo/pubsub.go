@@ -45,18 +45,16 @@ func pubSub(ctx context.Context, env *Env) (Result, error) {
 
 	var mu sync.Mutex
 	var paged []string
-	pager, err := patterns.NewHTTPSubscriber(func(_ context.Context, m *patterns.Message) error {
+	pager, err := patterns.NewHTTPSubscriber(env.SetupSNS(), []string{topic}, func(_ context.Context, m *patterns.Message) error {
 		mu.Lock()
 		paged = append(paged, string(m.Body))
 		mu.Unlock()
 		env.Trail.Add("alerts topic", "pager (HTTP)", "POST "+string(m.Body))
 		return nil
-	}, patterns.HTTPSubscriberConfig{
-		TopicARNs: []string{topic}, SNS: env.SetupSNS(), Logger: quiet,
-		// The emulator signs with a certificate it serves itself; moto does
-		// not sign (localstack/FIDELITY.md).
-		TrustCertURL:  func(u *url.URL) bool { return u.Host == emulator.Host },
-		SkipSignature: env.Backend == "moto",
+	}, func(o *patterns.HTTPSubscriberOptions) {
+		o.Logger = quiet
+		o.TrustCertURL = func(u *url.URL) bool { return u.Host == emulator.Host }
+		o.SkipSignature = env.Backend == "moto"
 	})
 	if err != nil {
 		return Result{}, err
@@ -120,7 +118,10 @@ func pubSub(ctx context.Context, env *Env) (Result, error) {
 	lost := count() == 2
 
 	// The audit service starts only now and still gets all three.
-	c, err := patterns.NewConsumer(env.SQS, patterns.ConsumerConfig{QueueURL: audit, WaitTime: time.Second, Logger: quiet})
+	c, err := patterns.NewConsumer(env.SQS, audit, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet
+	})
 	if err != nil {
 		return Result{}, err
 	}

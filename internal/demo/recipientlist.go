@@ -26,12 +26,12 @@ func recipientList(ctx context.Context, env *Env) (Result, error) {
 		urls[n] = url
 	}
 	dest := func(n string) patterns.Destination { return patterns.Destination(urls[n]) }
-	rl, err := patterns.NewRecipientList(env.SQS, env.SNS, patterns.RecipientListConfig{
-		Route: func(*patterns.Message) []patterns.Destination { return []patterns.Destination{dest("billing")} },
-		Rules: []patterns.RecipientRule{
+	rl, err := patterns.NewRecipientList(env.SQS, env.SNS, func(o *patterns.RecipientListOptions) {
+		o.Route = func(*patterns.Message) []patterns.Destination { return []patterns.Destination{dest("billing")} }
+		o.Rules = []patterns.RecipientRule{
 			{Name: "physical goods", Match: func(m *patterns.Message) bool { return m.Attr("kind") == "physical" }, To: []patterns.Destination{dest("warehouse")}},
 			{Name: "large order", Match: func(m *patterns.Message) bool { return len(m.Attr("total")) > 3 }, To: []patterns.Destination{dest("fraud")}},
-		},
+		}
 	})
 	if err != nil {
 		return Result{}, err
@@ -93,7 +93,10 @@ func recipientList(ctx context.Context, env *Env) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := patterns.NewConsumer(env.SQS, patterns.ConsumerConfig{QueueURL: urls[n], WaitTime: time.Second, Logger: quiet})
+			c, err := patterns.NewConsumer(env.SQS, urls[n], func(o *patterns.ConsumerOptions) {
+				o.WaitTime = time.Second
+				o.Logger = quiet
+			})
 			if err != nil {
 				errs[i] = err
 				return

@@ -28,8 +28,9 @@ func requestResponse(ctx context.Context, env *Env) (Result, error) {
 		return Result{}, err
 	}
 	prices := map[string]float64{"apple": 0.5, "pear": 0.75, "plum": 0.3}
-	responder, err := patterns.NewResponder(env.SQS, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet},
+	responder, err := patterns.NewResponder(env.SQS, url, func(o *patterns.ResponderOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet
 	})
 	if err != nil {
 		return Result{}, err
@@ -55,7 +56,7 @@ func requestResponse(ctx context.Context, env *Env) (Result, error) {
 	})
 	defer stopResponder()
 
-	requester, err := patterns.NewRequester(env.SQS, patterns.RequesterConfig{Logger: quiet})
+	requester, err := patterns.NewRequester(env.SQS, func(o *patterns.RequesterOptions) { o.Logger = quiet })
 	if err != nil {
 		return Result{}, err
 	}

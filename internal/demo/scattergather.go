@@ -40,10 +40,11 @@ func scatterGather(ctx context.Context, env *Env) (Result, error) {
 		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, patterns.ChainOptions{Raw: true}); err != nil {
 			return Result{}, err
 		}
-		r, err := patterns.NewResponder(env.SQS, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet},
-			Name:           s.name,
-			AllowReplyTo:   []string{responses},
+		r, err := patterns.NewResponder(env.SQS, url, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet
+			o.Name = s.name
+			o.AllowReplyTo = []string{responses}
 		})
 		if err != nil {
 			return Result{}, err
@@ -65,10 +66,9 @@ func scatterGather(ctx context.Context, env *Env) (Result, error) {
 		names = append(names, s.name)
 	}
 
-	sg, err := patterns.NewScatterGather(env.SQS, env.SNS, patterns.ScatterGatherConfig{
-		ResponseQueueURL: responses,
-		Consumer:         patterns.ConsumerConfig{WaitTime: time.Second, Logger: quiet},
-		Processor: func(_ context.Context, a *patterns.Aggregate) error {
+	sg, err := patterns.NewScatterGather(env.SQS, env.SNS, responses, func(o *patterns.ScatterGatherOptions) {
+		o.Consumer = patterns.ConsumerOptions{WaitTime: time.Second, Logger: quiet}
+		o.Processor = func(_ context.Context, a *patterns.Aggregate) error {
 			best, price := "", 0.0
 			for _, r := range a.Responses {
 				p, err := strconv.ParseFloat(string(r.Body), 64)
@@ -82,7 +82,7 @@ func scatterGather(ctx context.Context, env *Env) (Result, error) {
 			}
 			env.Trail.Add("aggregator", "processor", note+" cid="+short(a.CorrelationID))
 			return nil
-		},
+		}
 	})
 	if err != nil {
 		return Result{}, err

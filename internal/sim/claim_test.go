@@ -65,7 +65,7 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 		return w.mem.S3(memaws.WithFaults(rec), func(o *memaws.ClientOptions) { o.RetryMaxAttempts = attempts })
 	}
 	ck := check.New()
-	store := patterns.NewMemoryIdempotencyStore()
+	store, _ := patterns.NewMemoryIdempotencyStore()
 	effects := map[string]int{}
 	var emu sync.Mutex
 
@@ -82,8 +82,13 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 			return check.Counts{}, []string{"claim check: " + err.Error()}
 		}
 		client, _ := w.client(name, attempts)
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: url, Workers: 1 + r.IntN(4), ClaimCheck: cc,
-			Logger: debugLog(name), ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second})
+		c, err := patterns.NewConsumer(client, url, func(o *patterns.ConsumerOptions) {
+			o.Workers = 1 + r.IntN(4)
+			o.ClaimCheck = cc
+			o.Logger = debugLog(name)
+			o.ShutdownTimeout = 5 * time.Second
+			o.CallTimeout = 3 * time.Second
+		})
 		if err != nil {
 			return check.Counts{}, []string{"consumer: " + err.Error()}
 		}
@@ -101,7 +106,11 @@ func (claimScenario) run(ctx context.Context, seed uint64) (check.Counts, []stri
 			}
 			ck.Handle(key)
 			return nil
-		}, store, patterns.IdempotencyOptions{Key: patterns.BodyHashKey, InProgressTTL: 2 * vis, Logger: quietLog})
+		}, store, func(o *patterns.IdempotencyOptions) {
+			o.Key = patterns.BodyHashKey
+			o.InProgressTTL = 2 * vis
+			o.Logger = quietLog
+		})
 		if err != nil {
 			return check.Counts{}, []string{"idempotent: " + err.Error()}
 		}

@@ -68,8 +68,12 @@ func (fanOutScenario) run(ctx context.Context, seed uint64) (check.Counts, []str
 	}
 	for _, q := range queues {
 		client, _ := w.client("consumer-"+q.sub.name, attempts)
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: q.url, Workers: 1 + r.IntN(3), Logger: quietLog,
-			ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second})
+		c, err := patterns.NewConsumer(client, q.url, func(o *patterns.ConsumerOptions) {
+			o.Workers = 1 + r.IntN(3)
+			o.Logger = quietLog
+			o.ShutdownTimeout = 5 * time.Second
+			o.CallTimeout = 3 * time.Second
+		})
 		if err != nil {
 			return check.Counts{}, []string{"consumer: " + err.Error()}
 		}

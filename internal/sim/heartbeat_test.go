@@ -43,9 +43,11 @@ func (heartbeatScenario) run(ctx context.Context, seed uint64) (check.Counts, []
 		}
 		return memaws.Fault{}
 	})
-	c, err := patterns.NewConsumer(w.mem.SQS(memaws.WithFaults(slowExtensions)), patterns.ConsumerConfig{
-		QueueURL: url, Workers: 1, Logger: quietLog, ShutdownTimeout: 5 * time.Second,
-		Backoff: func(int) time.Duration { return time.Second },
+	c, err := patterns.NewConsumer(w.mem.SQS(memaws.WithFaults(slowExtensions)), url, func(o *patterns.ConsumerOptions) {
+		o.Workers = 1
+		o.Logger = quietLog
+		o.ShutdownTimeout = 5 * time.Second
+		o.Backoff = func(int) time.Duration { return time.Second }
 	})
 	if err != nil {
 		return check.Counts{}, []string{"consumer: " + err.Error()}

@@ -195,9 +195,12 @@ func (s queueScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	start := func(name string) {
 		client, in := w.client(name, attempts)
 		log := debugLog(name)
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{
-			QueueURL: url, Workers: workers, Logger: log, Backoff: backoff,
-			ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second,
+		c, err := patterns.NewConsumer(client, url, func(o *patterns.ConsumerOptions) {
+			o.Workers = workers
+			o.Logger = log
+			o.Backoff = backoff
+			o.ShutdownTimeout = 5 * time.Second
+			o.CallTimeout = 3 * time.Second
 		})
 		if err != nil {
 			violate("consumer config: %v", err)

@@ -33,9 +33,11 @@ func (reqRespScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	violate := found.add
 
 	respClient, _ := w.client("responder", attempts)
-	resp, err := patterns.NewResponder(respClient, patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: url, Workers: 1 + r.IntN(4), Logger: quietLog,
-			ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second},
+	resp, err := patterns.NewResponder(respClient, url, func(o *patterns.ResponderOptions) {
+		o.Workers = 1 + r.IntN(4)
+		o.Logger = quietLog
+		o.ShutdownTimeout = 5 * time.Second
+		o.CallTimeout = 3 * time.Second
 	})
 	if err != nil {
 		return check.Counts{}, []string{"responder: " + err.Error()}
@@ -54,7 +56,7 @@ func (reqRespScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	}()
 
 	reqClient, _ := w.client("requester", attempts)
-	rq, err := patterns.NewRequester(reqClient, patterns.RequesterConfig{Logger: quietLog})
+	rq, err := patterns.NewRequester(reqClient, func(o *patterns.RequesterOptions) { o.Logger = quietLog })
 	if err != nil {
 		stopResponder()
 		<-responderDone

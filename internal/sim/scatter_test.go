@@ -48,10 +48,12 @@ func (scatterScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 			continue // down
 		}
 		client, _ := w.client(name, attempts)
-		resp, err := patterns.NewResponder(client, patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: url, Logger: quietLog, ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second},
-			Name:           name,
-			AllowReplyTo:   []string{responses},
+		resp, err := patterns.NewResponder(client, url, func(o *patterns.ResponderOptions) {
+			o.Logger = quietLog
+			o.ShutdownTimeout = 5 * time.Second
+			o.CallTimeout = 3 * time.Second
+			o.Name = name
+			o.AllowReplyTo = []string{responses}
 		})
 		if err != nil {
 			return check.Counts{}, []string{"responder: " + err.Error()}
@@ -66,15 +68,14 @@ func (scatterScenario) run(ctx context.Context, seed uint64) (check.Counts, []st
 	var mu sync.Mutex
 	processed := map[string]int{}
 	sgClient, _ := w.client("gatherer", attempts)
-	sg, err := patterns.NewScatterGather(sgClient, nil, patterns.ScatterGatherConfig{
-		ResponseQueueURL: responses,
-		Consumer:         patterns.ConsumerConfig{Logger: quietLog, ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second},
-		Processor: func(_ context.Context, a *patterns.Aggregate) error {
+	sg, err := patterns.NewScatterGather(sgClient, nil, responses, func(o *patterns.ScatterGatherOptions) {
+		o.Consumer = patterns.ConsumerOptions{Logger: quietLog, ShutdownTimeout: 5 * time.Second, CallTimeout: 3 * time.Second}
+		o.Processor = func(_ context.Context, a *patterns.Aggregate) error {
 			mu.Lock()
 			processed[a.CorrelationID]++
 			mu.Unlock()
 			return nil
-		},
+		}
 	})
 	if err != nil {
 		return check.Counts{}, []string{"scatter-gather: " + err.Error()}

@@ -47,7 +47,7 @@ type Options struct {
 	// their group reach the dead-letter queue with it, unrun. Redrive
 	// them once the poison is dealt with.
 	SkipGroupOnError bool
-	// Raw turns off SNS envelope unwrapping, as ConsumerConfig.Raw.
+	// Raw turns off SNS envelope unwrapping, as ConsumerOptions.Raw.
 	Raw bool
 	// DeadlineMargin: a record not started when less than this is left
 	// before the invocation's deadline is reported failed without being
@@ -57,7 +57,7 @@ type Options struct {
 	// it started if that is less (a 3s function keeps 300ms).
 	DeadlineMargin time.Duration
 	// Backoff, with SQS set, spaces the retries of a record whose handler
-	// failed, as ConsumerConfig.Backoff does: before the invocation
+	// failed, as ConsumerOptions.Backoff does: before the invocation
 	// returns, the record's visibility timeout is set from its receive
 	// count (ApproximateReceiveCount), so it comes back after the backoff
 	// instead of after the queue's whole visibility timeout. The dead-letter

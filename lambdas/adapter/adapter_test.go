@@ -382,7 +382,7 @@ func TestQueueURL(t *testing.T) {
 // copy that found it in progress is reported failed, and when SQS delivers
 // it again it is acknowledged without running.
 func TestSQSHandlerIdempotent(t *testing.T) {
-	store := patterns.NewMemoryIdempotencyStore()
+	store, _ := patterns.NewMemoryIdempotencyStore()
 	var effects atomic.Int64
 	entered := make(chan struct{})
 	var once sync.Once
@@ -391,7 +391,7 @@ func TestSQSHandlerIdempotent(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // still running when the copy begins
 		effects.Add(1)
 		return nil
-	}, store, patterns.IdempotencyOptions{Logger: slog.New(slog.DiscardHandler)})
+	}, store, func(o *patterns.IdempotencyOptions) { o.Logger = slog.New(slog.DiscardHandler) })
 	if err != nil {
 		t.Fatal(err)
 	}

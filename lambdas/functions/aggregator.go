@@ -22,8 +22,8 @@ import (
 // aggregate no scatterer opened opens one whose rule is a quorum of
 // COURIER_EXPECTED_RESPONSES (for requests sent by other means).
 
-// AggregatorConfig is the aggregator's configuration.
-type AggregatorConfig struct {
+// AggregatorOptions is the aggregator's configuration.
+type AggregatorOptions struct {
 	Table          string // COURIER_AGGREGATE_TABLE: the DynamoDB table of the store
 	ResultQueueURL string // COURIER_RESULT_QUEUE_URL: where completed aggregates go
 	// Expected (COURIER_EXPECTED_RESPONSES) completes aggregates that no
@@ -33,8 +33,8 @@ type AggregatorConfig struct {
 
 // LoadAggregatorConfig reads the aggregator's configuration; all three
 // variables are required.
-func LoadAggregatorConfig(getenv Env) (AggregatorConfig, error) {
-	var c AggregatorConfig
+func LoadAggregatorConfig(getenv Env) (AggregatorOptions, error) {
+	var c AggregatorOptions
 	var err error
 	if c.Table, err = required(getenv, contract.EnvAggregateTable); err != nil {
 		return c, err
@@ -86,7 +86,7 @@ const ResponderHeader = patterns.ResponderHeader
 // redelivery. It is sent with the correlation id of its request (on a FIFO
 // result queue also as group and deduplication id, so that a retried send
 // within five minutes is dropped by SQS).
-func Aggregator(client patterns.SQSAPI, store patterns.AggregateStore, cfg AggregatorConfig, log *slog.Logger) (patterns.Handler, error) {
+func Aggregator(client patterns.SQSAPI, store patterns.AggregateStore, cfg AggregatorOptions, log *slog.Logger) (patterns.Handler, error) {
 	results, err := patterns.NewProducer(client, cfg.ResultQueueURL)
 	if err != nil {
 		return nil, err
@@ -95,26 +95,24 @@ func Aggregator(client patterns.SQSAPI, store patterns.AggregateStore, cfg Aggre
 	if q, err := patterns.ParseQueueURL(cfg.ResultQueueURL); err == nil {
 		fifo = q.FIFO()
 	}
-	agg, err := patterns.NewAggregator(client, patterns.AggregatorConfig{
-		ConsumerConfig: patterns.ConsumerConfig{Logger: log},
-		Store:          store,
-		Default:        &patterns.Completion{Quorum: cfg.Expected},
-		Processor: func(ctx context.Context, a *patterns.Aggregate) error {
-			body, err := json.Marshal(resultOf(a))
-			if err != nil {
-				return fmt.Errorf("encode aggregate %s: %w", a.CorrelationID, err)
-			}
-			out := &patterns.Message{Body: body, CorrelationID: a.CorrelationID}
-			if fifo {
-				out.GroupID, out.DeduplicationID = a.CorrelationID, a.CorrelationID
-			}
-			if err := results.Send(ctx, out); err != nil {
-				return fmt.Errorf("send aggregate %s: %w", a.CorrelationID, err)
-			}
-			log.InfoContext(ctx, "completed", "correlation_id", a.CorrelationID, "reason", a.Reason,
-				"responses", len(a.Responses), "missing", a.Missing)
-			return nil
-		},
+	agg, err := patterns.NewAggregator(client, "", store, func(ctx context.Context, a *patterns.Aggregate) error {
+		body, err := json.Marshal(resultOf(a))
+		if err != nil {
+			return fmt.Errorf("encode aggregate %s: %w", a.CorrelationID, err)
+		}
+		out := &patterns.Message{Body: body, CorrelationID: a.CorrelationID}
+		if fifo {
+			out.GroupID, out.DeduplicationID = a.CorrelationID, a.CorrelationID
+		}
+		if err := results.Send(ctx, out); err != nil {
+			return fmt.Errorf("send aggregate %s: %w", a.CorrelationID, err)
+		}
+		log.InfoContext(ctx, "completed", "correlation_id", a.CorrelationID, "reason", a.Reason,
+			"responses", len(a.Responses), "missing", a.Missing)
+		return nil
+	}, func(o *patterns.AggregatorOptions) {
+		o.Logger = log
+		o.Default = &patterns.Completion{Quorum: cfg.Expected}
 	})
 	if err != nil {
 		return nil, err

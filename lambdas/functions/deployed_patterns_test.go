@@ -73,7 +73,7 @@ func TestDeployedResponder(t *testing.T) {
 		t.Fatalf("the responder consumes %s with %s=%s; the deployment's request queue is %s",
 			resp.QueueURL, contract.EnvQueueURL, resp.Env[contract.EnvQueueURL], d.out["RequestsQueueUrl"])
 	}
-	req, err := patterns.NewRequester(d.b.SQS(), patterns.RequesterConfig{Logger: lambdatest.Discard()})
+	req, err := patterns.NewRequester(d.b.SQS(), func(o *patterns.RequesterOptions) { o.Logger = lambdatest.Discard() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestDeployedAggregator(t *testing.T) {
 	}
 	scatter := func(responseQueue string, i int) string {
 		t.Helper()
-		sc, err := patterns.NewScatterer(d.b.SQS(), nil, patterns.ScattererConfig{ResponseQueueURL: responseQueue, Store: store})
+		sc, err := patterns.NewScatterer(d.b.SQS(), nil, responseQueue, store)
 		if err != nil {
 			t.Fatal(err)
 		}

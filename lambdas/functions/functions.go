@@ -100,14 +100,14 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		return patterns.Idempotent(work, store, patterns.IdempotencyOptions{Logger: d.Log})
+		return patterns.Idempotent(work, store, func(o *patterns.IdempotencyOptions) { o.Logger = d.Log })
 	case "subscriber":
 		if d.Handler != nil {
 			return d.Handler, nil
 		}
 		return Subscriber(d.Log), nil
 	case "responder":
-		cfg, err := LoadResponderConfig(getenv)
+		queueURL, o, err := LoadResponderConfig(getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +115,7 @@ func New(name string, getenv Env, d Deps) (patterns.Handler, error) {
 		if answer == nil {
 			answer = Echo
 		}
-		return Responder(d.SQS, cfg, answer, d.Log)
+		return Responder(d.SQS, queueURL, o, answer, d.Log)
 	case "aggregator":
 		cfg, err := LoadAggregatorConfig(getenv)
 		if err != nil {

@@ -349,7 +349,7 @@ func TestResponderFunction(t *testing.T) {
 		var logs lambdatest.Logs
 		r := lambdatest.Start(t, b, runnerConfig(q.URL, 5*time.Second), deploy(t, "responder", env, functions.Deps{SQS: b.SQS()}, &logs))
 
-		req, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Logger: lambdatest.Discard()})
+		req, err := patterns.NewRequester(b.SQS(), func(o *patterns.RequesterOptions) { o.Logger = lambdatest.Discard() })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,7 +486,7 @@ func TestScatterGatherFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc, err := patterns.NewScatterer(b.SQS(), nil, patterns.ScattererConfig{ResponseQueueURL: responses.URL, Store: store})
+		sc, err := patterns.NewScatterer(b.SQS(), nil, responses.URL, store)
 		if err != nil {
 			t.Fatal(err)
 		}

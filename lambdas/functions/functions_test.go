@@ -165,11 +165,11 @@ func TestReplyAllowlist(t *testing.T) {
 	// Through the Responder: an allowlist replaces the default (own
 	// account, courier-reply-*).
 	env := map[string]string{contract.EnvQueueURL: "https://sqs.us-east-1.amazonaws.com/222222222222/requests", contract.EnvReplyAllowlist: list}
-	cfg, err := functions.LoadResponderConfig(func(k string) string { return env[k] })
+	queueURL, o, err := functions.LoadResponderConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := patterns.NewResponder(offlineSQS(), cfg)
+	r, err := patterns.NewResponder(offlineSQS(), queueURL, func(ro *patterns.ResponderOptions) { *ro = o })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,20 +24,21 @@ import (
 // One matching entry is enough. The region of an ARN pattern is checked
 // when the URL names one (AWS hosts, LocalStack paths); the reply goes
 // through the responder's own regional endpoint either way.
-func LoadResponderConfig(getenv Env) (patterns.ResponderConfig, error) {
-	queueURL, err := required(getenv, contract.EnvQueueURL)
-	if err != nil {
-		return patterns.ResponderConfig{}, err
+func LoadResponderConfig(getenv Env) (queueURL string, o patterns.ResponderOptions, err error) {
+	if queueURL, err = required(getenv, contract.EnvQueueURL); err != nil {
+		return "", o, err
 	}
-	cfg := patterns.ResponderConfig{ConsumerConfig: patterns.ConsumerConfig{QueueURL: queueURL}}
+	if _, err := patterns.ParseQueueURL(queueURL); err != nil {
+		return "", o, fmt.Errorf("%s: %w", contract.EnvQueueURL, err)
+	}
 	if s := getenv(contract.EnvReplyAllowlist); strings.TrimSpace(s) != "" {
 		allow, err := ParseReplyAllowlist(s)
 		if err != nil {
-			return patterns.ResponderConfig{}, err
+			return "", o, err
 		}
-		cfg.AllowReplyFunc = allow
+		o.AllowReplyFunc = allow
 	}
-	return cfg, cfg.Validate()
+	return queueURL, o, o.Validate()
 }
 
 // ParseReplyAllowlist parses a COURIER_REPLY_ALLOWLIST value into the
@@ -126,9 +127,9 @@ func urlRegion(u string) string {
 // patterns.Responder's logic (return-address allowlist, correlation id,
 // error replies, FIFO reply queues), each reply sent at once, as the
 // Lambda adapter needs; handle answers each request.
-func Responder(client patterns.SQSAPI, cfg patterns.ResponderConfig, handle patterns.RequestHandler, log *slog.Logger) (patterns.Handler, error) {
-	cfg.Logger = log
-	r, err := patterns.NewResponder(client, cfg)
+func Responder(client patterns.SQSAPI, queueURL string, o patterns.ResponderOptions, handle patterns.RequestHandler, log *slog.Logger) (patterns.Handler, error) {
+	o.Logger = log
+	r, err := patterns.NewResponder(client, queueURL, func(ro *patterns.ResponderOptions) { *ro = o })
 	if err != nil {
 		return nil, err
 	}

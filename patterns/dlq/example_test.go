@@ -52,7 +52,10 @@ func Example() {
 	fmt.Println("moved", res.Moved, "of", res.ToMove, err)
 
 	// The fixed consumer handles them.
-	c, _ := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: *orders.QueueUrl, WaitTime: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	c, _ := patterns.NewConsumer(client, *orders.QueueUrl, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = slog.New(slog.DiscardHandler)
+	})
 	runCtx, stop := context.WithTimeout(ctx, 30*time.Second)
 	defer stop()
 	var handled atomic.Int32

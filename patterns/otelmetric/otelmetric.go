@@ -6,7 +6,7 @@
 //	mx, _ := otelmetric.New() // the global MeterProvider; or WithMeterProvider
 //	sqsClient := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.APIOptions = append(o.APIOptions, mx.Install) })
 //	p, _ := patterns.NewProducer(sqsClient, url, func(o *patterns.ProducerOptions) { o.Metrics = mx })
-//	c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: url, Metrics: mx})
+//	c, _ := patterns.NewConsumer(sqsClient, url, func(o *patterns.ConsumerOptions) { o.Metrics = mx })
 //
 // Instruments (attributes: messaging.system aws_sqs or aws_sns,
 // messaging.destination.name the queue's or topic's name, and error.type

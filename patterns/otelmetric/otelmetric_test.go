@@ -243,7 +243,11 @@ func producerConsumer(t *testing.T, m *meter, b *backend.Backend) {
 		t.Fatal("GetQueueAttributes of a missing queue succeeded")
 	}
 
-	c, err := patterns.NewConsumer(b.SQS(), patterns.ConsumerConfig{QueueURL: q.URL, WaitTime: time.Second, Logger: quiet(), Metrics: m.mx})
+	c, err := patterns.NewConsumer(b.SQS(), q.URL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+		o.Metrics = m.mx
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,8 +334,10 @@ func requestResponse(t *testing.T, m *meter, b *backend.Backend) {
 	defer cancel()
 	requests := b.CreateQueue(t, backend.QueueOptions{})
 	name := queueName(requests.URL)
-	responder, err := patterns.NewResponder(b.SQS(), patterns.ResponderConfig{
-		ConsumerConfig: patterns.ConsumerConfig{QueueURL: requests.URL, WaitTime: time.Second, Logger: quiet(), Metrics: m.mx},
+	responder, err := patterns.NewResponder(b.SQS(), requests.URL, func(o *patterns.ResponderOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+		o.Metrics = m.mx
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +355,10 @@ func requestResponse(t *testing.T, m *meter, b *backend.Backend) {
 			return &patterns.Message{Body: []byte("pong")}, nil
 		})
 	}()
-	requester, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Logger: quiet(), Metrics: m.mx})
+	requester, err := patterns.NewRequester(b.SQS(), func(o *patterns.RequesterOptions) {
+		o.Logger = quiet()
+		o.Metrics = m.mx
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,9 +424,10 @@ func scatterGather(t *testing.T, m *meter, b *backend.Backend) {
 	var to []patterns.Destination
 	for range 2 {
 		q := b.CreateQueue(t, backend.QueueOptions{}).URL
-		r, err := patterns.NewResponder(b.SQS(), patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: q, WaitTime: time.Second, Logger: quiet()},
-			AllowNames:     []string{queueName(replies.URL)},
+		r, err := patterns.NewResponder(b.SQS(), q, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+			o.AllowNames = []string{queueName(replies.URL)}
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -431,9 +441,8 @@ func scatterGather(t *testing.T, m *meter, b *backend.Backend) {
 	}
 	dead := patterns.Destination(b.CreateQueue(t, backend.QueueOptions{}).URL) // nobody answers
 
-	sg, err := patterns.NewScatterGather(b.SQS(), b.SNS(), patterns.ScatterGatherConfig{
-		ResponseQueueURL: replies.URL,
-		Consumer:         patterns.ConsumerConfig{WaitTime: time.Second, Logger: quiet(), Metrics: m.mx},
+	sg, err := patterns.NewScatterGather(b.SQS(), b.SNS(), replies.URL, func(o *patterns.ScatterGatherOptions) {
+		o.Consumer = patterns.ConsumerOptions{WaitTime: time.Second, Logger: quiet(), Metrics: m.mx}
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,8 +38,10 @@ func Example() {
 	p, _ := patterns.NewProducer(sqsClient, queueURL, func(o *patterns.ProducerOptions) { o.Tracer = tracer })
 	_ = p.Send(context.Background(), &patterns.Message{Body: []byte("order 7")})
 
-	c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{
-		QueueURL: queueURL, WaitTime: time.Second, Tracer: tracer, Logger: slog.New(slog.DiscardHandler),
+	c, _ := patterns.NewConsumer(sqsClient, queueURL, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Tracer = tracer
+		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	_ = c.Run(ctx, func(context.Context, *patterns.Message) error { cancel(); return nil })

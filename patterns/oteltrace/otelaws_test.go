@@ -41,7 +41,11 @@ func TestTraceSDKCallsWithOtelaws(t *testing.T) {
 		if err := p.Send(context.Background(), &patterns.Message{Body: []byte("a")}, &patterns.Message{Body: []byte("b")}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := patterns.NewConsumer(client, patterns.ConsumerConfig{QueueURL: in.URL, WaitTime: time.Second, Logger: quiet(), Tracer: tr})
+		c, err := patterns.NewConsumer(client, in.URL, func(o *patterns.ConsumerOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+			o.Tracer = tr
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

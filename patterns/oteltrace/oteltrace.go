@@ -7,7 +7,7 @@
 //
 //	tr := oteltrace.New() // the global TracerProvider and propagator, at use time
 //	p, _ := patterns.NewProducer(sqsClient, url, func(o *patterns.ProducerOptions) { o.Tracer = tr })
-//	c, _ := patterns.NewConsumer(sqsClient, patterns.ConsumerConfig{QueueURL: url, Tracer: tr})
+//	c, _ := patterns.NewConsumer(sqsClient, url, func(o *patterns.ConsumerOptions) { o.Tracer = tr })
 //
 // The producer's span ("send <queue>" / "publish <topic>", kind PRODUCER)
 // is written into each message: traceparent as a message attribute of that

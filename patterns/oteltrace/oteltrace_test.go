@@ -55,7 +55,11 @@ func attr(s tracetest.SpanStub, k string) attribute.Value {
 // each handler checks that it runs inside a span.
 func consume(t *testing.T, b *backend.Backend, url string, tr patterns.Tracer, n int) {
 	t.Helper()
-	c, err := patterns.NewConsumer(b.SQS(), patterns.ConsumerConfig{QueueURL: url, WaitTime: time.Second, Logger: quiet(), Tracer: tr})
+	c, err := patterns.NewConsumer(b.SQS(), url, func(o *patterns.ConsumerOptions) {
+		o.WaitTime = time.Second
+		o.Logger = quiet()
+		o.Tracer = tr
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,8 +272,10 @@ func TestTraceRequestResponse(t *testing.T) {
 		requests := b.CreateQueue(t, backend.QueueOptions{})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		responder, err := patterns.NewResponder(b.SQS(), patterns.ResponderConfig{
-			ConsumerConfig: patterns.ConsumerConfig{QueueURL: requests.URL, WaitTime: time.Second, Logger: quiet(), Tracer: tr},
+		responder, err := patterns.NewResponder(b.SQS(), requests.URL, func(o *patterns.ResponderOptions) {
+			o.WaitTime = time.Second
+			o.Logger = quiet()
+			o.Tracer = tr
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -281,7 +287,11 @@ func TestTraceRequestResponse(t *testing.T) {
 				return &patterns.Message{Body: []byte("pong")}, nil
 			})
 		}()
-		requester, err := patterns.NewRequester(b.SQS(), patterns.RequesterConfig{Tracer: tr, Logger: quiet(), ReplyQueuePrefix: "courier-reply-trace-"})
+		requester, err := patterns.NewRequester(b.SQS(), func(o *patterns.RequesterOptions) {
+			o.Tracer = tr
+			o.Logger = quiet()
+			o.ReplyQueuePrefix = "courier-reply-trace-"
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
