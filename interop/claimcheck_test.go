@@ -138,7 +138,7 @@ func TestCourierProducerToPythonExtendedClient(t *testing.T) {
 func subscribe(t *testing.T, b *backend.Backend, topic string, raw bool) string {
 	t.Helper()
 	q := b.CreateQueue(t, backend.QueueOptions{})
-	if _, err := patterns.Chain(context.Background(), b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: raw}); err != nil {
+	if _, err := patterns.Chain(context.Background(), b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = raw }); err != nil {
 		t.Fatal(err)
 	}
 	return q.URL

@@ -121,7 +121,7 @@ func TestBenchFanOut(t *testing.T) {
 		var urls []string
 		for range subscribers {
 			q := b.CreateQueue(t, backend.QueueOptions{})
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 				t.Fatal(err)
 			}
 			urls = append(urls, q.URL)

@@ -75,7 +75,7 @@ func TestChainConcurrentPolicyConverges(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, topic := range topics {
 			wg.Go(func() {
-				if _, err := patterns.Chain(context.Background(), subscribeOnly{}, q, topic, chainQueueURL, patterns.ChainOptions{}); err != nil {
+				if _, err := patterns.Chain(context.Background(), subscribeOnly{}, q, topic, chainQueueURL); err != nil {
 					t.Error(err)
 				}
 			})
@@ -99,7 +99,7 @@ func TestChainPolicyOverwrittenFails(t *testing.T) {
 		q := &policyQueue{arn: chainQueueARN, lose: true}
 		q.readers.Add(2)
 		go q.GetQueueAttributes(context.Background(), nil) // the other first reader
-		_, err := patterns.Chain(context.Background(), subscribeOnly{}, q, "arn:aws:sns:us-east-1:111122223333:orders", chainQueueURL, patterns.ChainOptions{})
+		_, err := patterns.Chain(context.Background(), subscribeOnly{}, q, "arn:aws:sns:us-east-1:111122223333:orders", chainQueueURL)
 		if !errors.Is(err, patterns.ErrQueuePolicyConflict) {
 			t.Fatalf("Chain: %v, want ErrQueuePolicyConflict", err)
 		}

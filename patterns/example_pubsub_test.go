@@ -70,7 +70,7 @@ func ExamplePublisher() {
 	shipping, dropShipping := exampleQueue(sqsClient, "shipping", nil)
 	defer dropShipping()
 	for _, q := range []string{billing, shipping} {
-		if _, err := patterns.Chain(context.Background(), snsClient, sqsClient, topicARN, q, patterns.ChainOptions{Raw: true}); err != nil {
+		if _, err := patterns.Chain(context.Background(), snsClient, sqsClient, topicARN, q, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 			fmt.Println(err)
 			return
 		}
@@ -109,7 +109,7 @@ func ExampleChain() {
 	enveloped, dropEnveloped := exampleQueue(sqsClient, "enveloped", nil)
 	defer dropEnveloped()
 	for q, isRaw := range map[string]bool{raw: true, enveloped: false} {
-		if _, err := patterns.Chain(context.Background(), snsClient, sqsClient, topicARN, q, patterns.ChainOptions{Raw: isRaw}); err != nil {
+		if _, err := patterns.Chain(context.Background(), snsClient, sqsClient, topicARN, q, func(o *patterns.ChainOptions) { o.Raw = isRaw }); err != nil {
 			fmt.Println(err)
 			return
 		}

@@ -54,7 +54,11 @@ type ChainOptions struct {
 // statement is missing; after policyAttempts writes it fails with
 // ErrQueuePolicyConflict. Concurrent Chain calls thus converge to a policy
 // with every statement, unless another writer keeps overwriting it.
-func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicARN, queueURL string, o ChainOptions) (string, error) {
+func Chain(ctx context.Context, snsClient SNSAPI, sqsClient SQSQueueAPI, topicARN, queueURL string, optFns ...func(*ChainOptions)) (string, error) {
+	var o ChainOptions
+	for _, fn := range optFns {
+		fn(&o)
+	}
 	topic, err := ParseTopicARN(topicARN)
 	if err != nil {
 		return "", err

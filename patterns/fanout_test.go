@@ -62,7 +62,7 @@ func TestFanOut(t *testing.T) {
 				var queues []string
 				for range 3 {
 					q := b.CreateQueue(t, backend.QueueOptions{})
-					if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: raw}); err != nil {
+					if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = raw }); err != nil {
 						t.Fatalf("chain: %v", err)
 					}
 					queues = append(queues, q.URL)
@@ -115,7 +115,7 @@ func TestFIFOTopicFanOut(t *testing.T) {
 		var queues []string
 		for range 2 {
 			q := b.CreateQueue(t, backend.QueueOptions{FIFO: true})
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 				t.Fatalf("chain: %v", err)
 			}
 			queues = append(queues, q.URL)
@@ -159,7 +159,7 @@ func TestChainQueuePolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 { // twice: the statement is replaced, not duplicated
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -13,7 +13,7 @@ import "github.com/courier-aws/courier/patterns/filter"
 // subscribes a queue with it:
 //
 //	p, err := filter.Attrs().Key("color", "orange").Build()
-//	_, err = patterns.Chain(ctx, snsClient, sqsClient, topicARN, queueURL, patterns.ChainOptions{Filter: p})
+//	_, err = patterns.Chain(ctx, snsClient, sqsClient, topicARN, queueURL, func(o *patterns.ChainOptions) { o.Filter = p })
 //
 // A policy SNS would refuse fails with ErrInvalidFilterPolicy, naming the
 // key and the rule, before any request; errors.As with *filter.PolicyError

@@ -93,7 +93,10 @@ func TestMessageFilter(t *testing.T) {
 		for _, c := range corpus {
 			p := filter.MustParse(c.policy, c.scope)
 			q := b.CreateQueue(t, backend.QueueOptions{})
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true, Filter: p}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) {
+				o.Raw = true
+				o.Filter = p
+			}); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 			urls[c.name] = q.URL
@@ -151,7 +154,7 @@ func TestMessageFilterInvalidPolicy(t *testing.T) {
 		`{"a":[1],"b":[1],"c":[1],"d":[1],"e":[1],"f":[1]}`: "6 keys",
 		`{"file":[{"wildcard":"*a*b*c*"}]}`:                 "4 wildcards",
 	} {
-		_, err := patterns.Chain(context.Background(), b.SNS(&rc), b.SQS(&rc), topic, queue, patterns.ChainOptions{FilterPolicy: policy})
+		_, err := patterns.Chain(context.Background(), b.SNS(&rc), b.SQS(&rc), topic, queue, func(o *patterns.ChainOptions) { o.FilterPolicy = policy })
 		if !errors.Is(err, patterns.ErrInvalidFilterPolicy) || !strings.Contains(err.Error(), names) {
 			t.Errorf("%s: %v, want ErrInvalidFilterPolicy naming %s", policy, err, names)
 		}

@@ -51,7 +51,7 @@ func TestRecipientListRoutes(t *testing.T) {
 		never := b.CreateQueue(t, backend.QueueOptions{}) // a candidate no message is routed to
 		topic := b.CreateTopic(t, false, nil)
 		onTopic := b.CreateQueue(t, backend.QueueOptions{})
-		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, onTopic.URL, patterns.ChainOptions{Raw: true}); err != nil {
+		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, onTopic.URL, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 			t.Fatal(err)
 		}
 		var sqsCount, snsCount patterns.RequestCounter

@@ -196,7 +196,7 @@ func TestScatterGatherTopicQuorum(t *testing.T) {
 		topic := b.CreateTopic(t, false, nil)
 		for i := range 3 {
 			q := b.CreateQueue(t, backend.QueueOptions{}).URL
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q, patterns.ChainOptions{Raw: i%2 == 0}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q, func(o *patterns.ChainOptions) { o.Raw = i%2 == 0 }); err != nil {
 				t.Fatal(err)
 			}
 			name := fmt.Sprintf("supplier-%d", i)

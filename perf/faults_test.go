@@ -255,7 +255,7 @@ func TestFaultsFanOut(t *testing.T) {
 		var queues []string
 		for i := range 2 {
 			q := b.CreateQueue(t, backend.QueueOptions{})
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: i == 0}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = i == 0 }); err != nil {
 				t.Fatal(err)
 			}
 			queues = append(queues, q.URL)

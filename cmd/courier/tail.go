@@ -117,7 +117,10 @@ func tempQueue(ctx context.Context, sqsClient *sqs.Client, snsClient *sns.Client
 		}
 		return errors.Join(errs...)
 	}
-	if sub, err = patterns.Chain(ctx, snsClient, sqsClient, topic, url, patterns.ChainOptions{FilterPolicy: policy, FilterPolicyScope: scope}); err != nil {
+	if sub, err = patterns.Chain(ctx, snsClient, sqsClient, topic, url, func(o *patterns.ChainOptions) {
+		o.FilterPolicy = policy
+		o.FilterPolicyScope = scope
+	}); err != nil {
 		return "", nil, errors.Join(err, cleanup())
 	}
 	return url, cleanup, nil

@@ -97,7 +97,7 @@ func TestFidelityRawDeliveryBinaryAttributes(t *testing.T) {
 		defer cancel()
 		topic := b.CreateTopic(t, false, nil)
 		q := b.CreateQueue(t, backend.QueueOptions{})
-		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true}); err != nil {
+		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 			t.Fatal(err)
 		}
 		blob := []byte{0, 1, 2, 0xff}
@@ -142,7 +142,7 @@ func TestFidelityFIFOTopicToQueueWithoutContentDedup(t *testing.T) {
 		defer cancel()
 		topic := b.CreateTopic(t, true, map[string]string{"ContentBasedDeduplication": "true"})
 		q := b.CreateQueue(t, backend.QueueOptions{FIFO: true})
-		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: true}); err != nil {
+		if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 			t.Fatal(err)
 		}
 		_, err := b.SNS().Publish(ctx, &sns.PublishInput{TopicArn: aws.String(topic), Message: aws.String("order 7 paid"), MessageGroupId: aws.String("order-7")})

@@ -28,7 +28,7 @@ func fanOut(ctx context.Context, env *Env) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, patterns.ChainOptions{Raw: s.raw}); err != nil {
+		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, func(o *patterns.ChainOptions) { o.Raw = s.raw }); err != nil {
 			return Result{}, err
 		}
 		env.Trail.Add("orders topic", s.name+" queue", fmt.Sprintf("subscribed (raw delivery %v)", s.raw))

@@ -42,7 +42,10 @@ func messageFilter(ctx context.Context, env *Env) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, patterns.ChainOptions{Raw: true, Filter: p}); err != nil {
+		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, func(o *patterns.ChainOptions) {
+			o.Raw = true
+			o.Filter = p
+		}); err != nil {
 			return Result{}, err
 		}
 		policies[s.name], urls[s.name] = p, url

@@ -38,7 +38,7 @@ func pubSub(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, audit, patterns.ChainOptions{Raw: true}); err != nil {
+	if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, audit, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 		return Result{}, err
 	}
 	env.Trail.Add("alerts topic", "audit queue", "chained (queue policy: this topic only)")

@@ -37,7 +37,7 @@ func scatterGather(ctx context.Context, env *Env) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, patterns.ChainOptions{Raw: true}); err != nil {
+		if _, err := patterns.Chain(ctx, env.SetupSNS(), env.SetupSQS(), topic, url, func(o *patterns.ChainOptions) { o.Raw = true }); err != nil {
 			return Result{}, err
 		}
 		r, err := patterns.NewResponder(env.SQS, url, func(o *patterns.ResponderOptions) {

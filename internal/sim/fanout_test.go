@@ -61,7 +61,10 @@ func (fanOutScenario) run(ctx context.Context, seed uint64) (check.Counts, []str
 		if err != nil {
 			return check.Counts{}, []string{"set-up: " + err.Error()}
 		}
-		if _, err := patterns.Chain(ctx, w.mem.SNS(), w.admin, topicARN, url, patterns.ChainOptions{Raw: r.IntN(2) == 0, FilterPolicy: sub.policy}); err != nil {
+		if _, err := patterns.Chain(ctx, w.mem.SNS(), w.admin, topicARN, url, func(o *patterns.ChainOptions) {
+			o.Raw = r.IntN(2) == 0
+			o.FilterPolicy = sub.policy
+		}); err != nil {
 			return check.Counts{}, []string{"chain: " + err.Error()}
 		}
 		queues = append(queues, &queue{sub: sub, url: url, dlq: dlq, ck: check.New()})

@@ -230,7 +230,10 @@ func TestSubscriberFunction(t *testing.T) {
 				ctx := context.Background()
 				topic := b.CreateTopic(t, false, nil)
 				q := b.CreateQueue(t, backend.QueueOptions{})
-				if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: raw, FilterPolicy: `{"color":["orange"]}`}); err != nil {
+				if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) {
+					o.Raw = raw
+					o.FilterPolicy = `{"color":["orange"]}`
+				}); err != nil {
 					t.Fatal(err)
 				}
 				pub, err := patterns.NewPublisher(b.SNS(), topic)
@@ -288,7 +291,7 @@ func TestSubscriberFunctionClaimCheck(t *testing.T) {
 			url string
 			raw bool
 		}{{enveloped.URL, false}, {raw.URL, true}} {
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.url, patterns.ChainOptions{Raw: q.raw}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.url, func(o *patterns.ChainOptions) { o.Raw = q.raw }); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -167,7 +167,7 @@ func TestTraceThroughTopic(t *testing.T) {
 		var queues []string
 		for _, raw := range []bool{true, false} {
 			q := b.CreateQueue(t, backend.QueueOptions{})
-			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, patterns.ChainOptions{Raw: raw}); err != nil {
+			if _, err := patterns.Chain(ctx, b.SNS(), b.SQS(), topic, q.URL, func(o *patterns.ChainOptions) { o.Raw = raw }); err != nil {
 				t.Fatal(err)
 			}
 			queues = append(queues, q.URL)
