@@ -91,7 +91,7 @@ cdk() { npx --no-install cdk "$@"; }
 
 if [[ ${1:-} == destroy ]]; then
 	say "destroying CourierCompute and CourierMessaging at $AWS_ENDPOINT_URL"
-	rm -f "$MARKER"
+	rm -f "$MARKER" "$STATE/messaging-outputs.json" "$STATE/compute-outputs.json"
 	if [[ ! -f $LOCAL_ASSETS/worker/bootstrap ]]; then
 		bash "$ROOT/scripts/lambdas.sh" -out "$LOCAL_ASSETS" -arch "$GOARCH_HOST" >/dev/null
 	fi

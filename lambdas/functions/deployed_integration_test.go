@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/courier-aws/courier/internal/backend"
 	"github.com/courier-aws/courier/lambdas/contract"
 )
@@ -26,7 +28,6 @@ import (
 // take, and a 150 s deadline that one run in five missed).
 func TestDeployedWorker(t *testing.T) {
 	d := requireDeployment(t)
-	t.Parallel()
 	w := d.fn("worker")
 	if w.QueueURL != d.out["JobsQueueUrl"] {
 		t.Fatalf("the worker's mapping consumes %s; the deployment's Jobs queue is %s", w.QueueURL, d.out["JobsQueueUrl"])
@@ -46,10 +47,25 @@ func TestDeployedWorker(t *testing.T) {
 	q := backend.Queue{URL: w.QueueURL, DLQURL: rd.DLQURL}
 	r := deployedLines(t, d, q, time.Now())
 	start := time.Now()
-	bodies, dead, err := standardWorkload(r, rd.DLQURL, backend.UniqueName(t), longest+30*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	// The workload starts now, before t.Parallel: its two minutes of
+	// waiting run beside the other tests whatever -parallel allows.
+	type result struct {
+		bodies map[string]string
+		dead   []types.Message
+		err    error
 	}
+	done := make(chan result, 1)
+	run := backend.UniqueName(t)
+	go func() {
+		bodies, dead, err := standardWorkload(r, rd.DLQURL, run, longest+30*time.Second)
+		done <- result{bodies, dead, err}
+	}()
+	t.Parallel()
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	bodies, dead := res.bodies, res.dead
 	took := time.Since(start)
 	o, failedAt := r.outcome(bodies, dead)
 	checkStandard(t, r, o, failedAt, bodies, rd.MaxReceiveCount, backoff, visibilityTimeout(t, d.b, w.QueueURL))

@@ -365,13 +365,12 @@ func gaps(ts []time.Time) []time.Duration {
 // and 2 (FIFO) rather than the deployed 5, which TestDeployedWorker runs.
 func TestDeployedWorkerMatchesLocalRunner(t *testing.T) {
 	d := requireDeployment(t)
-	t.Parallel()
 	w := d.fn("worker")
 	jobsVisibility := visibilityTimeout(t, d.b, w.QueueURL)
 	backoff := w.Env[contract.EnvRetryBackoff]
 
-	// Every run is set up here, then the four workloads run at once (in
-	// goroutines: their waits, not -parallel, decide how long this takes).
+	// Every run is set up here, then the four workloads run at once, in
+	// goroutines.
 	type runCase struct {
 		kind string
 		r    *workerRun
@@ -398,6 +397,8 @@ func TestDeployedWorkerMatchesLocalRunner(t *testing.T) {
 			runs = append(runs, runCase{kind: kind, r: r, q: q})
 		}
 	}
+	// The workloads start now, before t.Parallel: their waits run beside
+	// the other tests whatever -parallel allows.
 	outcomes := make([]workerOutcome, len(runs))
 	var wg sync.WaitGroup
 	for i, c := range runs {
@@ -424,6 +425,7 @@ func TestDeployedWorkerMatchesLocalRunner(t *testing.T) {
 			}
 		})
 	}
+	t.Parallel()
 	wg.Wait()
 	if t.Failed() {
 		return
