@@ -1,28 +1,22 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/courier-aws/courier/internal/funclogs"
 	"github.com/courier-aws/courier/lambdas/adapter"
 	"github.com/courier-aws/courier/lambdas/functions"
 	"github.com/courier-aws/courier/lambdas/localrunner"
@@ -175,7 +169,7 @@ func deployedWorker(ctx context.Context, env *Env, w *deployedWorkerRef) (Result
 		ours[m.ID] = true
 	}
 
-	logs := &functionLogs{cfg: w.cfg, endpoint: env.Endpoint}
+	logs := funclogs.New(w.cfg, env.Endpoint)
 	seen := map[string]bool{} // invocations put on the trail
 	handled, failed := map[string]string{}, 0
 	var sample []string
@@ -186,35 +180,36 @@ func deployedWorker(ctx context.Context, env *Env, w *deployedWorkerRef) (Result
 			return Result{Messages: len(handled)}, fmt.Errorf("the deployed worker logged %d of %d jobs handled, %d failures: %w", len(handled), n, failed, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
-		invs, err := logs.invocations(ctx, w.function, since)
-		if err != nil && !errors.Is(err, errNoLogGroup) {
+		evs, err := logs.Events(ctx, w.function, since)
+		if err != nil && !errors.Is(err, funclogs.ErrNoLogGroup) {
 			return Result{}, err
 		}
+		invs := funclogs.Invocations(evs)
 		for _, inv := range invs {
 			var h, f int
-			for _, l := range inv.lines {
-				switch id, _ := l["message_id"].(string); {
+			for _, l := range inv.Lines {
+				switch id := l.Str("message_id"); {
 				case !ours[id]:
-				case l["msg"] == "handled":
+				case l.Msg() == "handled":
 					h++
 					if _, dup := handled[id]; !dup && len(sample) == 0 {
-						raw, _ := json.Marshal(l)
+						raw, _ := json.Marshal(l.JSON)
 						sample = append(sample, string(raw))
 					}
-					handled[id] = inv.requestID
-				case strings.HasPrefix(fmt.Sprint(l["msg"]), "courier: record failed"):
+					handled[id] = inv.RequestID
+				case strings.HasPrefix(l.Msg(), "courier: record failed"):
 					f++
-					if !seen[inv.requestID] {
+					if !seen[inv.RequestID] {
 						failed++
-						raw, _ := json.Marshal(l)
+						raw, _ := json.Marshal(l.JSON)
 						sample = append(sample, string(raw))
 					}
 				}
 			}
-			if (h > 0 || f > 0) && !seen[inv.requestID] {
-				seen[inv.requestID] = true
-				requests = append(requests, inv.requestID)
-				env.Trail.Add(queue, fn, fmt.Sprintf("invocation %.8s: %d handled, %d reported failed", inv.requestID, h, f))
+			if (h > 0 || f > 0) && !seen[inv.RequestID] {
+				seen[inv.RequestID] = true
+				requests = append(requests, inv.RequestID)
+				env.Trail.Add(queue, fn, fmt.Sprintf("invocation %.8s: %d handled, %d reported failed", inv.RequestID, h, f))
 			}
 		}
 	}
@@ -225,93 +220,4 @@ func deployedWorker(ctx context.Context, env *Env, w *deployedWorkerRef) (Result
 	return Result{Messages: n + 1, Summary: fmt.Sprintf(
 		"the deployed worker %s handled the %d jobs in %d invocation(s) by LocalStack's event source mapping: its log lines name each message id; it reported the malformed one as a batch item failure (the Jobs queue's redrive policy takes it to the DLQ after 5 receives, spaced by the function's retry backoff: about 2 minutes)",
 		w.function, n, len(requests))}, nil
-}
-
-// functionLogs reads a deployed function's log lines from LocalStack's
-// CloudWatch Logs, calling its JSON API directly (signed as the SDK
-// would): the module does not depend on the CloudWatch Logs client.
-type functionLogs struct {
-	cfg      aws.Config
-	endpoint string
-}
-
-// invocation is one invocation's log lines: the function's JSON lines
-// between LocalStack's START and END lines for it.
-type invocation struct {
-	requestID string
-	lines     []map[string]any
-}
-
-var errNoLogGroup = errors.New("no such log group (the function has not run yet)")
-
-var startLine = regexp.MustCompile(`^START RequestId: (\S+)`)
-
-// invocations returns the invocations of function logged since since.
-func (l *functionLogs) invocations(ctx context.Context, function string, since time.Time) ([]invocation, error) {
-	in := map[string]any{"logGroupName": "/aws/lambda/" + function, "startTime": since.Add(-time.Second).UnixMilli(), "interleaved": true}
-	var out []invocation
-	current := map[string]int{} // stream -> index in out of its invocation under way
-	for {
-		var page struct {
-			Events []struct {
-				LogStreamName string `json:"logStreamName"`
-				Message       string `json:"message"`
-			} `json:"events"`
-			NextToken string `json:"nextToken"`
-		}
-		if err := l.call(ctx, "FilterLogEvents", in, &page); err != nil {
-			return nil, err
-		}
-		for _, e := range page.Events {
-			if m := startLine.FindStringSubmatch(e.Message); m != nil {
-				out = append(out, invocation{requestID: m[1]})
-				current[e.LogStreamName] = len(out) - 1
-				continue
-			}
-			i, ok := current[e.LogStreamName]
-			var v map[string]any
-			if !ok || !strings.HasPrefix(e.Message, "{") || json.Unmarshal([]byte(e.Message), &v) != nil {
-				continue
-			}
-			out[i].lines = append(out[i].lines, v)
-		}
-		if page.NextToken == "" || len(page.Events) == 0 {
-			return out, nil
-		}
-		in["nextToken"] = page.NextToken
-	}
-}
-
-func (l *functionLogs) call(ctx context.Context, op string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "Logs_20140328."+op)
-	creds, err := l.cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "logs", l.cfg.Region, time.Now()); err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		if strings.Contains(string(data), "ResourceNotFoundException") {
-			return errNoLogGroup
-		}
-		return fmt.Errorf("logs %s: HTTP %d: %s", op, resp.StatusCode, data)
-	}
-	return json.Unmarshal(data, out)
 }

@@ -1,15 +1,10 @@
 package functions_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,13 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/courier-aws/courier/internal/backend"
+	"github.com/courier-aws/courier/internal/funclogs"
 )
 
 // The tests named TestDeployed* run against what `make deploy-local` (or
@@ -251,100 +246,23 @@ func takeFromDLQ(b *backend.Backend, dlq string, keep func(types.Message) bool) 
 
 // ---------------------------------------------------------------- logs
 
-// functionLogs reads what a deployed function logged: LocalStack stores
-// each invocation's output (START, the bootstrap's own lines, END, REPORT)
-// in CloudWatch Logs, group /aws/lambda/<name>, one stream per execution
-// environment. CloudWatch Logs' JSON API is called directly (signed as the
-// SDK would): the module does not depend on its client.
-type functionLogs struct {
-	cfg      aws.Config
-	endpoint string
-}
+// functionLogs reads what a deployed function logged (internal/funclogs).
+type functionLogs struct{ *funclogs.Reader }
 
 func newFunctionLogs(b *backend.Backend) *functionLogs {
-	return &functionLogs{cfg: b.Config(), endpoint: b.Endpoint}
+	return &functionLogs{funclogs.New(b.Config(), b.Endpoint)}
 }
 
 // logEvent is one line a function logged.
-type logEvent struct {
-	Stream  string    // the log stream: one per execution environment
-	Time    time.Time // when LocalStack stored it (all lines of an invocation alike)
-	Message string
-	JSON    map[string]any // the line decoded, when it is one of the function's JSON lines
-}
-
-// Msg returns the slog message of a JSON line ("" for other lines).
-func (e logEvent) Msg() string { s, _ := e.JSON["msg"].(string); return s }
-
-// Str returns field key of a JSON line as a string.
-func (e logEvent) Str(key string) string { s, _ := e.JSON[key].(string); return s }
+type logEvent = funclogs.Event
 
 // events returns what function name logged since since, oldest first.
 func (l *functionLogs) events(ctx context.Context, function string, since time.Time) ([]logEvent, error) {
-	var out []logEvent
-	in := map[string]any{"logGroupName": "/aws/lambda/" + function, "startTime": since.Add(-time.Second).UnixMilli(), "interleaved": true}
-	for {
-		var page struct {
-			Events []struct {
-				LogStreamName string `json:"logStreamName"`
-				Timestamp     int64  `json:"timestamp"`
-				Message       string `json:"message"`
-			} `json:"events"`
-			NextToken string `json:"nextToken"`
-		}
-		if err := l.call(ctx, "FilterLogEvents", in, &page); err != nil {
-			return nil, err
-		}
-		for _, e := range page.Events {
-			ev := logEvent{Stream: e.LogStreamName, Time: time.UnixMilli(e.Timestamp), Message: strings.TrimRight(e.Message, "\n")}
-			if strings.HasPrefix(ev.Message, "{") {
-				_ = json.Unmarshal([]byte(ev.Message), &ev.JSON)
-			}
-			out = append(out, ev)
-		}
-		if page.NextToken == "" || len(page.Events) == 0 {
-			return out, nil
-		}
-		in["nextToken"] = page.NextToken
-	}
+	return l.Events(ctx, function, since)
 }
 
 // errNoLogGroup: the function has not logged yet.
-var errNoLogGroup = errors.New("no such log group")
-
-func (l *functionLogs) call(ctx context.Context, op string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.endpoint+"/", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "Logs_20140328."+op)
-	creds, err := l.cfg.Credentials.Retrieve(ctx)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "logs", l.cfg.Region, time.Now()); err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		if strings.Contains(string(data), "ResourceNotFoundException") {
-			return fmt.Errorf("logs %s: %w: %s", op, errNoLogGroup, data)
-		}
-		return fmt.Errorf("logs %s: HTTP %d: %s", op, resp.StatusCode, data)
-	}
-	return json.Unmarshal(data, out)
-}
+var errNoLogGroup = funclogs.ErrNoLogGroup
 
 // waitLogs polls a function's logs since since until done holds for
 // them, failing the test after timeout.
