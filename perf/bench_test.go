@@ -311,29 +311,7 @@ func runGocloudE2E(t *testing.T, b *backend.Backend, n int) e2eResult {
 	}
 	wg.Wait()
 	_ = topic.Shutdown(ctx)
-	sub := awssnssqs.OpenSubscriptionV2(ctx, client, q.URL, &awssnssqs.SubscriptionOptions{Raw: true, WaitTime: time.Second})
-	var handled atomic.Int64
-	var took time.Duration
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var rg sync.WaitGroup
-	for range 10 { // as many handlers as courier's Consumer runs by default
-		rg.Go(func() {
-			for {
-				m, err := sub.Receive(rctx)
-				if err != nil {
-					return
-				}
-				m.Ack()
-				if handled.Add(1) == int64(n) {
-					took = time.Since(start)
-					cancel()
-				}
-			}
-		})
-	}
-	rg.Wait()
-	_ = sub.Shutdown(ctx)
+	took := gocloudReceive(t, client, q.URL, n, start)
 	return e2eResult{took, oc.count}
 }
 
@@ -546,35 +524,44 @@ func gocloudShape(t *testing.T, concurrent bool) func(*sqs.Client, string, int) 
 			}
 		}
 		_ = topic.Shutdown(ctx)
-		sub := awssnssqs.OpenSubscriptionV2(ctx, client, url, &awssnssqs.SubscriptionOptions{Raw: true, WaitTime: time.Second})
-		var handled atomic.Int64
-		var took time.Duration
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var rg sync.WaitGroup
-		for range 10 { // as many handlers as courier's Consumer runs by default
-			rg.Go(func() {
-				for {
-					m, err := sub.Receive(rctx)
-					if err != nil {
-						if rctx.Err() == nil {
-							t.Logf("gocloud receive: %v", err)
-							cancel()
-						}
-						return
-					}
-					m.Ack()
-					if handled.Add(1) == int64(n) {
-						took = time.Since(start)
+		return gocloudReceive(t, client, url, n, start)
+	}
+}
+
+// gocloudReceive receives n messages from url with gocloud.dev/pubsub,
+// 10 receivers acking each (as many handlers as courier's Consumer runs by
+// default), and returns the time from start to the n-th; 0 when it stopped
+// short (a receive failed, which it logs).
+func gocloudReceive(t *testing.T, client *sqs.Client, url string, n int, start time.Time) time.Duration {
+	ctx := context.Background()
+	sub := awssnssqs.OpenSubscriptionV2(ctx, client, url, &awssnssqs.SubscriptionOptions{Raw: true, WaitTime: time.Second})
+	var handled atomic.Int64
+	var took time.Duration
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var rg sync.WaitGroup
+	for range 10 {
+		rg.Go(func() {
+			for {
+				m, err := sub.Receive(rctx)
+				if err != nil {
+					if rctx.Err() == nil {
+						t.Logf("gocloud receive: %v", err)
 						cancel()
 					}
+					return
 				}
-			})
-		}
-		rg.Wait()
-		_ = sub.Shutdown(ctx)
-		return took // 0 when it stopped short
+				m.Ack()
+				if handled.Add(1) == int64(n) {
+					took = time.Since(start)
+					cancel()
+				}
+			}
+		})
 	}
+	rg.Wait()
+	_ = sub.Shutdown(ctx)
+	return took
 }
 
 // idleLatency returns the median time of one send with nothing else
